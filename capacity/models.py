@@ -1,0 +1,1 @@
+"""Capacity management (workstations, racks, cloud quotas, staffing) arrives with its own issue."""

@@ -1,0 +1,173 @@
+"""Permission predicates: the one place that says who may do what.
+
+Every view, API endpoint and service asks these; visibility querysets (`tickets.selectors.ticket_visible_to`) encode
+the same rules as SQL, and a test holds the two in agreement. Predicates take any object with the ticket attributes
+they read (`requester_id`, `team_id`, `assignee_id`, `is_confidential`), so `security` never imports `tickets`.
+
+Rules (DESIGN.md §5):
+- requester: sees and comments publicly on their own tickets; may confirm, reopen (within the window) or withdraw.
+- agent: sees every non-confidential ticket of their teams and tickets assigned to them; works them.
+- lead: as agent, plus manages the team's memberships and may assign anyone in the team.
+- manager: sees every non-confidential ticket (dashboards), does not work tickets unless also an agent.
+- security officer: sees and works confidential tickets; reads the audit log.
+- confidential tickets: only the requester, members of security teams and security officers, never others (not
+  even admins or managers).
+"""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from security.models import Membership, Team, User
+
+
+class TicketLike(Protocol):
+    @property
+    def requester_id(self) -> int | None: ...
+    @property
+    def team_id(self) -> int | None: ...
+    @property
+    def assignee_id(self) -> int | None: ...
+    @property
+    def is_confidential(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a user's memberships grant, loaded once per user object (one query)."""
+
+    team_ids: frozenset[int]
+    lead_team_ids: frozenset[int]
+    security_team_ids: frozenset[int]
+
+    @property
+    def is_agent(self) -> bool:
+        return bool(self.team_ids)
+
+    @property
+    def is_security_member(self) -> bool:
+        return bool(self.security_team_ids)
+
+
+_CACHE_ATTR = "_itsm_access"
+
+
+def access_for(user: User) -> Access:
+    cached: Access | None = getattr(user, _CACHE_ATTR, None)
+    if cached is not None:
+        return cached
+    if not user.is_authenticated or not user.is_active:
+        access = Access(frozenset(), frozenset(), frozenset())
+    else:
+        rows = Membership.objects.filter(user_id=user.pk).values_list("team_id", "role", "team__is_security")
+        team_ids, lead_ids, security_ids = set(), set(), set()
+        for team_id, role, is_security in rows:
+            team_ids.add(team_id)
+            if role == Membership.Role.LEAD:
+                lead_ids.add(team_id)
+            if is_security:
+                security_ids.add(team_id)
+        access = Access(frozenset(team_ids), frozenset(lead_ids), frozenset(security_ids))
+    setattr(user, _CACHE_ATTR, access)
+    return access
+
+
+def forget_access(user: User) -> None:
+    """Drop the cached memberships (after a membership change in the same request)."""
+    if hasattr(user, _CACHE_ATTR):
+        delattr(user, _CACHE_ATTR)
+
+
+def is_agent(user: User) -> bool:
+    return user.is_authenticated and access_for(user).is_agent
+
+
+def is_requester_only(user: User) -> bool:
+    return user.is_authenticated and not access_for(user).is_agent
+
+
+def can_see_confidential(user: User) -> bool:
+    return (
+        user.is_authenticated and user.is_active and (user.is_security_officer or access_for(user).is_security_member)
+    )
+
+
+def _is_requester(user: User, ticket: TicketLike) -> bool:
+    return user.is_authenticated and ticket.requester_id == user.pk
+
+
+def _works_ticket(user: User, ticket: TicketLike) -> bool:
+    """Agent-level access: a member of the ticket's team, or its assignee (still an agent somewhere)."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    access = access_for(user)
+    if ticket.is_confidential:
+        return can_see_confidential(user) and (
+            user.is_security_officer or ticket.team_id in access.security_team_ids or ticket.assignee_id == user.pk
+        )
+    return (ticket.team_id in access.team_ids) or (access.is_agent and ticket.assignee_id == user.pk)
+
+
+def can_view_ticket(user: User, ticket: TicketLike) -> bool:
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if _is_requester(user, ticket):
+        return True
+    if ticket.is_confidential:
+        return _works_ticket(user, ticket)
+    return _works_ticket(user, ticket) or user.is_manager
+
+
+def can_work_ticket(user: User, ticket: TicketLike) -> bool:
+    """Agent actions: state changes, internal fields, priority and category."""
+    return _works_ticket(user, ticket)
+
+
+def can_comment_public(user: User, ticket: TicketLike) -> bool:
+    return _is_requester(user, ticket) or _works_ticket(user, ticket)
+
+
+def can_comment_internal(user: User, ticket: TicketLike) -> bool:
+    return _works_ticket(user, ticket)
+
+
+def can_view_internal(user: User, ticket: TicketLike) -> bool:
+    """Internal notes and internal fields are for the people who work the ticket (and managers on open tickets)."""
+    if ticket.is_confidential:
+        return _works_ticket(user, ticket)
+    return _works_ticket(user, ticket) or (user.is_authenticated and user.is_manager)
+
+
+def can_override_priority(user: User, ticket: TicketLike) -> bool:
+    return _works_ticket(user, ticket)
+
+
+def can_change_category(user: User, ticket: TicketLike) -> bool:
+    return _works_ticket(user, ticket)
+
+
+def can_assign(user: User, ticket: TicketLike, assignee: User | None, team_id: int | None = None) -> bool:
+    """May `user` give `ticket` to `assignee` (None = unassign) in team `team_id` (default: the ticket's team)?
+
+    Agents may take a ticket of their team themselves, or hand it to another member of the team; moving a ticket
+    to another team is allowed to any agent of the current team. The assignee must belong to the target team.
+    """
+    if not _works_ticket(user, ticket):
+        return False
+    target_team = team_id if team_id is not None else ticket.team_id
+    if assignee is None:
+        return True
+    if not assignee.is_active:
+        return False
+    return target_team is not None and target_team in access_for(assignee).team_ids
+
+
+def can_manage_team(user: User, team: Team) -> bool:
+    return user.is_authenticated and user.is_active and (user.is_admin or team.pk in access_for(user).lead_team_ids)
+
+
+def can_manage_users(user: User) -> bool:
+    return user.is_authenticated and user.is_active and user.is_admin
+
+
+def can_view_audit_log(user: User) -> bool:
+    return user.is_authenticated and user.is_active and (user.is_admin or user.is_security_officer)

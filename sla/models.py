@@ -1,0 +1,1 @@
+"""Service level management (calendars, policies, clocks) arrives with the SLA engine issue."""
