@@ -57,3 +57,9 @@ def database_from_url(url: str) -> dict[str, Any]:
         "PORT": str(parts.port or ""),
         "OPTIONS": dict(parse_qsl(parts.query)),
     }
+
+
+def redis_url_with_db(url: str, db: int) -> str:
+    """The same Redis server with another database number (the cache lives apart from the Celery broker)."""
+    parts = urlsplit(url)
+    return parts._replace(path=f"/{db}").geturl()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from itsm.env import database_from_url, env_bool, env_int, env_list, env_str
+from itsm.env import database_from_url, env_bool, env_int, env_list, env_str, redis_url_with_db
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -83,7 +83,8 @@ REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
+        # Its own Redis database, so clearing the cache never touches queued Celery messages.
+        "LOCATION": env_str("REDIS_CACHE_URL", redis_url_with_db(REDIS_URL, 1)),
         "KEY_PREFIX": env_str("DJANGO_CACHE_PREFIX", "itsm"),
     }
 }
