@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from itsm.errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from itsm.events import publish
+from itsm.queue import enqueue_on_commit
 from itsm.text import sanitize_html
 from security import permissions
 from security.audit import audit_record, snapshot
@@ -29,6 +30,7 @@ from security.models import Membership, Team, User
 from tickets import events, state
 from tickets.models import Attachment, Category, Comment, PriorityMatrixEntry, Ticket, TicketEvent
 from tickets.state import Actor, Level, PendingReason, Priority, TicketState, TicketType
+from tickets.tasks import notify_assignee_task
 
 logger = logging.getLogger(__name__)
 
@@ -445,10 +447,7 @@ def _apply_assignment(
             )
         )
         if new_assignee_id is not None and new_assignee_id != actor_id:
-            from tickets.tasks import notify_assignee_task
-
-            ticket_id = ticket.pk
-            transaction.on_commit(lambda: notify_assignee_task.delay(ticket_id, new_assignee_id))
+            enqueue_on_commit(notify_assignee_task, ticket.pk, new_assignee_id)
     return ticket
 
 
