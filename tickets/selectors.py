@@ -1,5 +1,6 @@
 """Reads of tickets, always scoped to what the user may see (the SQL twin of `security.permissions`)."""
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -7,7 +8,7 @@ from django.db.models import Q, QuerySet
 
 from itsm.errors import NotFound
 from security import permissions
-from security.models import User
+from security.models import Team, User
 from tickets.models import Attachment, Category, Ticket, TicketEvent
 
 
@@ -67,6 +68,7 @@ def ticket_list(
     user: User,
     state: list[str] | None = None,
     team_id: int | None = None,
+    team_ids: Collection[int] | None = None,
     assignee_id: int | None = None,
     requester_id: int | None = None,
     after: str | None = None,
@@ -78,6 +80,8 @@ def ticket_list(
         queryset = queryset.filter(state__in=state)
     if team_id is not None:
         queryset = queryset.filter(team_id=team_id)
+    if team_ids is not None:
+        queryset = queryset.filter(team_id__in=list(team_ids))
     if assignee_id is not None:
         queryset = queryset.filter(assignee_id=assignee_id)
     if requester_id is not None:
@@ -122,3 +126,43 @@ def attachment_get(*, user: User, pk: int) -> Attachment:
 
 def category_choices() -> QuerySet[Category]:
     return Category.objects.filter(is_active=True).select_related("parent").order_by("sort_order", "name")
+
+
+def assignable_agents(*, ticket: Ticket) -> QuerySet[User]:
+    """Active members of the ticket's team, by name: who an agent may hand the ticket to."""
+    if ticket.team_id is None:
+        return User.objects.none()
+    return User.objects.filter(memberships__team_id=ticket.team_id, is_active=True).order_by("full_name", "id")
+
+
+@dataclass(frozen=True)
+class TimelineNames:
+    users: dict[int, str]
+    teams: dict[int, str]
+    categories: dict[int, str]
+
+
+def timeline_names(*, events: Sequence[TicketEvent]) -> TimelineNames:
+    """Names of the people, teams and categories that `events` (already visibility-scoped) moved the ticket to: at
+    most three queries whatever the number of events."""
+    wanted: dict[str, set[int]] = {
+        TicketEvent.Kind.ASSIGNED: set(),
+        TicketEvent.Kind.TEAM_CHANGED: set(),
+        TicketEvent.Kind.CATEGORY_CHANGED: set(),
+    }
+    for event in events:
+        target = (event.data or {}).get("to")
+        if event.kind in wanted and isinstance(target, int):
+            wanted[event.kind].add(target)
+    user_ids = wanted[TicketEvent.Kind.ASSIGNED]
+    team_ids = wanted[TicketEvent.Kind.TEAM_CHANGED]
+    category_ids = wanted[TicketEvent.Kind.CATEGORY_CHANGED]
+    return TimelineNames(
+        users=dict(User.objects.filter(pk__in=user_ids).order_by().values_list("pk", "full_name")) if user_ids else {},
+        teams=dict(Team.objects.filter(pk__in=team_ids).order_by().values_list("pk", "name")) if team_ids else {},
+        categories=(
+            dict(Category.objects.filter(pk__in=category_ids).order_by().values_list("pk", "name"))
+            if category_ids
+            else {}
+        ),
+    )
