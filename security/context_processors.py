@@ -10,4 +10,4 @@ def roles(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {"is_agent": False}
-    return {"is_agent": permissions.is_agent(user)}
+    return {"is_agent": permissions.can_use_desk(user)}

@@ -81,6 +81,11 @@ def is_agent(user: User) -> bool:
     return user.is_authenticated and access_for(user).is_agent
 
 
+def can_use_desk(user: User) -> bool:
+    """The agent workspace is for agents, and for managers and security officers who oversee tickets."""
+    return user.is_authenticated and user.is_active and (is_agent(user) or user.is_manager or user.is_security_officer)
+
+
 def is_requester_only(user: User) -> bool:
     return user.is_authenticated and not access_for(user).is_agent
 

@@ -9,8 +9,8 @@ from security.forms import EmailAuthenticationForm
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """Agents land in the desk, everyone else in the portal."""
-    return redirect("desk" if permissions.is_agent(request.user) else "portal")  # type: ignore[arg-type]
+    """Desk users (agents, managers, security officers) land in the desk, everyone else in the portal."""
+    return redirect("desk" if permissions.can_use_desk(request.user) else "portal")  # type: ignore[arg-type]
 
 
 class LoginView(auth_views.LoginView):

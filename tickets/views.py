@@ -179,7 +179,7 @@ def _timeline(
 
 def _require_agent(request: HttpRequest) -> User:
     user = _user(request)
-    if not permissions.is_agent(user):
+    if not permissions.can_use_desk(user):
         raise Http404("No such page.")
     return user
 

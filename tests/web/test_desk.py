@@ -100,13 +100,26 @@ def test_desk_list_shows_the_columns(desk):
         assert text in content
 
 
-@pytest.mark.parametrize("who", ["requester", "manager", "admin"])
+@pytest.mark.parametrize("who", ["requester", "admin"])
 def test_desk_is_not_found_for_people_without_a_team(desk, who):
     ticket = desk.ticket()
     client = signed_in(getattr(desk, who))
 
     assert client.get("/desk/").status_code == 404
     assert client.get(ticket_url(ticket)).status_code == 404
+
+
+def test_manager_oversees_tickets_in_the_desk_without_working_them(desk):
+    ticket = desk.ticket()
+    client = signed_in(desk.manager)
+
+    page = client.get(ticket_url(ticket))
+
+    assert client.get("/").url == "/desk/"
+    assert client.get("/desk/?queue=all").status_code == 200
+    assert page.status_code == 200
+    assert ticket.number.encode() in page.content
+    assert b"Assign to me" not in page.content
 
 
 def test_title_is_escaped_in_the_list_and_on_the_page(desk):
