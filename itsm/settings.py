@@ -96,6 +96,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"sla.fire_*": {"queue": "timers"}, "reports.*": {"queue": "reports"}}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # With acks_late, a task the broker has not seen acknowledged within this window is delivered again; timers with an
 # eta further out than this would be re-delivered early, which is why the SLA engine only schedules a short horizon.

@@ -23,6 +23,18 @@ def _require_admin(actor: User | None) -> None:
         raise PermissionDenied("Only administrators can change users.")
 
 
+def _email_taken() -> Conflict:
+    return Conflict("A user with this e-mail address already exists.", code="email_taken")
+
+
+def _require_email_free(email: str, *, exclude_pk: int | None = None) -> None:
+    taken = User.objects.filter(email__iexact=email)
+    if exclude_pk is not None:
+        taken = taken.exclude(pk=exclude_pk)
+    if taken.exists():
+        raise _email_taken()
+
+
 @transaction.atomic
 def user_create(
     *,
@@ -48,19 +60,26 @@ def user_create(
         organisation=organisation,
         time_zone=time_zone,
     )
+    # Before full_clean, whose own unique check would report a taken address as a generic validation error.
+    _require_email_free(email)
     try:
         user.full_clean(exclude=["password"])
-        if password is not None and validate:
-            validate_password(password, user)
     except ValidationError as exc:
         raise ValidationFailed("The user is not valid.", fields=exc.message_dict) from exc
-    if User.objects.filter(email__iexact=email).exists():
-        raise Conflict("A user with this e-mail address already exists.", code="email_taken")
+    if password is not None and validate:
+        try:
+            validate_password(password, user)
+        except ValidationError as exc:  # a list of messages, not a field dict
+            raise ValidationFailed("The password is not strong enough.", fields={"password": exc.messages}) from exc
     if password is None:
         user.set_unusable_password()
     else:
         user.set_password(password)
-    user.save(force_insert=True)
+    try:
+        with transaction.atomic():
+            user.save(force_insert=True)
+    except IntegrityError as exc:  # a concurrent create with the same address
+        raise _email_taken() from exc
     audit_record(actor=actor, action="user.create", obj=user, after=snapshot(user, USER_AUDIT_FIELDS))
     return user
 
@@ -73,6 +92,10 @@ def user_update(*, actor: User | None, user: User, **changes: Any) -> User:
     if unknown:
         raise ValidationFailed(f"Unknown user fields: {', '.join(sorted(unknown))}.")
     _require_admin(actor)
+    if "email" in changes:
+        # Stored lower-case like user_create does: sign-in looks the address up lower-cased.
+        changes["email"] = User.objects.normalize_email(str(changes["email"]).strip()).lower()
+        _require_email_free(changes["email"], exclude_pk=user.pk)
     user = User.objects.select_for_update().get(pk=user.pk)
     before = snapshot(user, USER_AUDIT_FIELDS)
     changed = [name for name, value in changes.items() if getattr(user, name) != value]

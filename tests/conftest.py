@@ -3,9 +3,11 @@ cache or broker, the real Redis."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 
 from security.models import Membership, Team, User
 from tests.factories import CategoryFactory, MembershipFactory, TeamFactory, UserFactory
@@ -30,6 +32,26 @@ def _media_root(settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
             "OPTIONS": {"location": str(tmp_path / "media")},
         },
     }
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings: Any) -> None:
+    """Argon2 costs ~0.1 s a hash and the desk fixture makes ten users: tests that are not about passwords use a
+    cheap hasher (tests/security/test_directory.py checks the real setting)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def committed_db(transactional_db: None) -> Iterator[None]:
+    """A transactional test database whose teardown can empty the append-only audit log.
+
+    pytest-django empties the tables after a transactional test with TRUNCATE, which the audit log's trigger refuses
+    (migration security 0002). Replica mode skips ordinary triggers for this session only; the test case closes the
+    connection right after the flush, so the setting never outlives the teardown.
+    """
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")
 
 
 @dataclass

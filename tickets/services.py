@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from itsm.errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
@@ -279,7 +280,9 @@ def _apply_transition(
         return ticket
     transition = state.find_transition(source, to_state) if source != to_state else None
     if source == to_state == TicketState.PENDING:
-        pass  # only the pending reason changes
+        # Only the pending reason changes: that is the agents' "Set pending" decision, never the requester's.
+        if actor_kind == Actor.REQUESTER:
+            raise PermissionDenied("You cannot change why this ticket is pending.")
     elif transition is None:
         raise InvalidTransition(
             f"A ticket cannot go from {TicketState(source).label} to {TicketState(to_state).label}."
@@ -302,6 +305,9 @@ def _apply_transition(
         )
     if to_state == TicketState.ASSIGNED and ticket.assignee_id is None:
         raise InvalidTransition("Assign the ticket to someone first.", code="needs_assignee")
+    if to_state == TicketState.NEW and ticket.assignee_id is not None:
+        # "Unassign": a new ticket has no assignee, so the state and the assignee move together as in ticket_assign.
+        return _apply_assignment(actor=actor, ticket=ticket, assignee=None, team=ticket.team, now=now)
 
     before = snapshot(ticket, TICKET_AUDIT_FIELDS)
     ticket.state = to_state
@@ -687,9 +693,13 @@ def validate_upload(upload: UploadedFile) -> tuple[str, str, str]:
         )
     size = upload.size or 0
     if size > settings.TICKETS_ATTACHMENT_MAX_BYTES:
-        limit_mb = settings.TICKETS_ATTACHMENT_MAX_BYTES // (1024 * 1024)
         raise ValidationFailed(
-            "The file is too large.", fields={"attachments": [f"{safe_name}: files may be at most {limit_mb} MB."]}
+            "The file is too large.",
+            fields={
+                "attachments": [
+                    f"{safe_name}: files may be at most {filesizeformat(settings.TICKETS_ATTACHMENT_MAX_BYTES)}."
+                ]
+            },
         )
     if size == 0:
         raise ValidationFailed("The file is empty.", fields={"attachments": [f"{safe_name} is empty."]})
@@ -745,9 +755,13 @@ def _attachment_store(
 def attachment_add(*, actor: User, ticket: Ticket | int, upload: UploadedFile, is_internal: bool = False) -> Attachment:
     ticket = _lock_ticket(ticket)
     if is_internal and not permissions.can_comment_internal(actor, ticket):
+        if permissions.can_view_ticket(actor, ticket):
+            raise PermissionDenied("Only agents of the ticket's team can add internal attachments.")
         raise NotFound("No such ticket.")
     if not permissions.can_comment_public(actor, ticket):
         raise NotFound("No such ticket.")
+    if ticket.state in state.FINAL_STATES and not is_internal:
+        raise InvalidTransition("This ticket is closed. Please raise a new request.", code="ticket_final")
     now = timezone.now()
     attachment = _attachment_store(
         actor=actor, ticket=ticket, upload=upload, comment=None, is_internal=is_internal, now=now

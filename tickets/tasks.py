@@ -14,7 +14,6 @@ logger = logging.getLogger(__name__)
 
 @shared_task(
     name="tickets.notify_assignee",
-    queue="default",
     acks_late=True,
     autoretry_for=(OSError,),
     retry_backoff=True,
