@@ -4,6 +4,7 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -95,6 +96,13 @@ class Ticket(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     # Bumped by every change; pages send it back so a stale edit is refused instead of overwriting (issue #4).
     version = models.PositiveIntegerField(default=1)
+    # Full-text search over title (weight A) and description (weight B), kept by Postgres itself, GIN-indexed.
+    search_vector = models.GeneratedField(
+        expression=SearchVector("title", weight="A", config="english")
+        + SearchVector("description", weight="B", config="english"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
 
     class Meta:
         ordering = ("-updated_at", "-id")
@@ -140,6 +148,7 @@ class Ticket(models.Model):
             models.Index(F("created_at").desc(), F("id").desc(), name="tickets_created"),
             models.Index(fields=("category", "state"), name="tickets_category_state"),
             models.Index(fields=("priority", "state"), name="tickets_priority_state"),
+            GinIndex(fields=("search_vector",), name="tickets_search_vector"),
             # Substring search on titles (admin search, quick find) uses a trigram GIN index.
             GinIndex(fields=("title",), name="tickets_title_trgm", opclasses=("gin_trgm_ops",)),
         ]
@@ -222,3 +231,51 @@ class Attachment(models.Model):
 
     def __str__(self) -> str:
         return self.filename
+
+
+class SavedView(models.Model):
+    """A named set of desk filters and a sort, for its owner or shared with one of their teams."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_views")
+    team = models.ForeignKey(
+        "security.Team",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="saved_views",
+        help_text="Shared with this team; empty for a personal view.",
+    )
+    name = models.CharField(max_length=80)
+    query = models.JSONField(default=dict, help_text="Validated filter and sort parameters.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("name", "id")
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=("owner", "name"), name="tickets_savedview_owner_name_unique"),
+        ]
+        indexes: ClassVar = [models.Index(fields=("team", "name"), name="tickets_savedview_team")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SatisfactionRating(models.Model):
+    """CSAT: the requester's 1–5 rating of a closed ticket, one per ticket, for the dashboards."""
+
+    ticket = models.OneToOneField(Ticket, on_delete=models.CASCADE, related_name="satisfaction")
+    rated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    score = models.PositiveSmallIntegerField()
+    comment = models.TextField(blank=True, max_length=2000)
+    # Copied from the ticket so reports group ratings without joining a million tickets.
+    team = models.ForeignKey("security.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.CheckConstraint(condition=Q(score__gte=1, score__lte=5), name="tickets_rating_score_range"),
+        ]
+        indexes: ClassVar = [models.Index(fields=("team", "created_at"), name="tickets_rating_team_created")]
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id}: {self.score}/5"
