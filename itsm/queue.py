@@ -7,6 +7,9 @@ re-plans it (DESIGN.md §3).
 """
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from celery import Task
@@ -14,6 +17,19 @@ from django.db import transaction
 from kombu.exceptions import OperationalError
 
 logger = logging.getLogger(__name__)
+
+_suppressed: ContextVar[bool] = ContextVar("itsm_queue_suppressed", default=False)
+
+
+@contextmanager
+def suppressed() -> Iterator[None]:
+    """Send no Celery work from services run inside this block: seeding and imports replay history, and the
+    notifications of weeks-old assignments must not be mailed out when they commit."""
+    token = _suppressed.set(True)
+    try:
+        yield
+    finally:
+        _suppressed.reset(token)
 
 
 def send_now(task: Task, *args: Any, **options: Any) -> bool:
@@ -26,4 +42,6 @@ def send_now(task: Task, *args: Any, **options: Any) -> bool:
 
 
 def enqueue_on_commit(task: Task, *args: Any, **options: Any) -> None:
+    if _suppressed.get():
+        return
     transaction.on_commit(lambda: send_now(task, *args, **options))

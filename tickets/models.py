@@ -149,6 +149,8 @@ class Ticket(models.Model):
             models.Index(fields=("category", "state"), name="tickets_category_state"),
             models.Index(fields=("priority", "state"), name="tickets_priority_state"),
             GinIndex(fields=("search_vector",), name="tickets_search_vector"),
+            # Confidential tickets are few: this keeps "hide confidential" filters (admin, audit log) off a full scan.
+            models.Index(fields=("id",), condition=Q(is_confidential=True), name="tickets_confidential"),
             # Substring search on titles (admin search, quick find) uses a trigram GIN index.
             GinIndex(fields=("title",), name="tickets_title_trgm", opclasses=("gin_trgm_ops",)),
         ]

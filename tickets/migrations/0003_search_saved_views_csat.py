@@ -9,83 +9,112 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('security', '0002_audit_append_only'),
-        ('tickets', '0002_numbers_and_priority_matrix'),
+        ("security", "0002_audit_append_only"),
+        ("tickets", "0002_numbers_and_priority_matrix"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SatisfactionRating',
+            name="SatisfactionRating",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('score', models.PositiveSmallIntegerField()),
-                ('comment', models.TextField(blank=True, max_length=2000)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("score", models.PositiveSmallIntegerField()),
+                ("comment", models.TextField(blank=True, max_length=2000)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
         ),
         migrations.CreateModel(
-            name='SavedView',
+            name="SavedView",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=80)),
-                ('query', models.JSONField(default=dict, help_text='Validated filter and sort parameters.')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=80)),
+                ("query", models.JSONField(default=dict, help_text="Validated filter and sort parameters.")),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ('name', 'id'),
+                "ordering": ("name", "id"),
             },
         ),
         migrations.AddField(
-            model_name='ticket',
-            name='search_vector',
-            field=models.GeneratedField(db_persist=True, expression=django.contrib.postgres.search.CombinedSearchVector(django.contrib.postgres.search.SearchVector('title', config='english', weight='A'), '||', django.contrib.postgres.search.SearchVector('description', config='english', weight='B'), django.contrib.postgres.search.SearchConfig('english')), output_field=django.contrib.postgres.search.SearchVectorField()),
+            model_name="ticket",
+            name="search_vector",
+            field=models.GeneratedField(
+                db_persist=True,
+                expression=django.contrib.postgres.search.CombinedSearchVector(
+                    django.contrib.postgres.search.SearchVector("title", config="english", weight="A"),
+                    "||",
+                    django.contrib.postgres.search.SearchVector("description", config="english", weight="B"),
+                    django.contrib.postgres.search.SearchConfig("english"),
+                ),
+                output_field=django.contrib.postgres.search.SearchVectorField(),
+            ),
         ),
         migrations.AddIndex(
-            model_name='ticket',
-            index=django.contrib.postgres.indexes.GinIndex(fields=['search_vector'], name='tickets_search_vector'),
+            model_name="ticket",
+            index=django.contrib.postgres.indexes.GinIndex(fields=["search_vector"], name="tickets_search_vector"),
         ),
         migrations.AddField(
-            model_name='satisfactionrating',
-            name='rated_by',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="satisfactionrating",
+            name="rated_by",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='satisfactionrating',
-            name='team',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='security.team'),
+            model_name="satisfactionrating",
+            name="team",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="security.team",
+            ),
         ),
         migrations.AddField(
-            model_name='satisfactionrating',
-            name='ticket',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='satisfaction', to='tickets.ticket'),
+            model_name="satisfactionrating",
+            name="ticket",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.CASCADE, related_name="satisfaction", to="tickets.ticket"
+            ),
         ),
         migrations.AddField(
-            model_name='savedview',
-            name='owner',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='saved_views', to=settings.AUTH_USER_MODEL),
+            model_name="savedview",
+            name="owner",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="saved_views", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='savedview',
-            name='team',
-            field=models.ForeignKey(blank=True, help_text='Shared with this team; empty for a personal view.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='saved_views', to='security.team'),
+            model_name="savedview",
+            name="team",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Shared with this team; empty for a personal view.",
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="saved_views",
+                to="security.team",
+            ),
         ),
         migrations.AddIndex(
-            model_name='satisfactionrating',
-            index=models.Index(fields=['team', 'created_at'], name='tickets_rating_team_created'),
+            model_name="satisfactionrating",
+            index=models.Index(fields=["team", "created_at"], name="tickets_rating_team_created"),
         ),
         migrations.AddConstraint(
-            model_name='satisfactionrating',
-            constraint=models.CheckConstraint(condition=models.Q(('score__gte', 1), ('score__lte', 5)), name='tickets_rating_score_range'),
+            model_name="satisfactionrating",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("score__gte", 1), ("score__lte", 5)), name="tickets_rating_score_range"
+            ),
         ),
         migrations.AddIndex(
-            model_name='savedview',
-            index=models.Index(fields=['team', 'name'], name='tickets_savedview_team'),
+            model_name="savedview",
+            index=models.Index(fields=["team", "name"], name="tickets_savedview_team"),
         ),
         migrations.AddConstraint(
-            model_name='savedview',
-            constraint=models.UniqueConstraint(fields=('owner', 'name'), name='tickets_savedview_owner_name_unique'),
+            model_name="savedview",
+            constraint=models.UniqueConstraint(fields=("owner", "name"), name="tickets_savedview_owner_name_unique"),
         ),
     ]

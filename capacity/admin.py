@@ -1,0 +1,1 @@
+"""Admin for capacity management: arrives with its own issue."""

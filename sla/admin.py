@@ -1,0 +1,1 @@
+"""Admin for service level management: arrives with the SLA engine issue."""
