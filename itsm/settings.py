@@ -160,6 +160,8 @@ USE_TZ = True
 # --- Static and uploaded files ---------------------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Development and tests serve static files straight from the finders, with no collectstatic step.
+WHITENOISE_USE_FINDERS = DEBUG
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     # Uploaded files are never served directly: attachments are streamed by a view that checks permission.
