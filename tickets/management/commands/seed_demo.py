@@ -18,6 +18,7 @@ behind. Deterministic: the same `--seed` and `--tickets` give the same tickets (
 """
 
 import logging
+import os
 import random
 import sys
 import time
@@ -42,7 +43,8 @@ from tickets.models import Comment, Ticket, TicketEvent
 from tickets.state import TicketState
 
 DAYS = 90
-DEMO_URL = "http://127.0.0.1:8000/"
+# The port the run script serves on (`PORT`, default 8000), so the logins file names the right address.
+DEMO_URL = f"http://127.0.0.1:{os.environ.get('PORT') or 8000}/"
 
 
 class SettableClock:
