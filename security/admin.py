@@ -9,7 +9,6 @@ Only active administrators reach the admin (`User.is_staff`). Being an admin doe
 """
 
 import json
-from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
 from django import forms
@@ -24,7 +23,7 @@ from django.db.models.lookups import PatternLookup
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import cached_property
 
-from security import permissions
+from security import permissions, selectors
 from security.audit import audit_record, snapshot
 from security.models import AuditLog, Membership, Team, User
 from security.services import MEMBERSHIP_AUDIT_FIELDS, TEAM_AUDIT_FIELDS, USER_AUDIT_FIELDS
@@ -444,22 +443,8 @@ class AuditLogAdmin(ReadOnlyAdminMixin, IndexedAdmin):
     def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return permissions.can_view_audit_log(admin_actor(request))
 
-    # Apps whose audit rows can reveal confidential objects add a filter here (tickets/admin.py does): `security`
-    # never imports them, they extend it.
-    confidential_scopes: ClassVar[list[Callable[[QuerySet[AuditLog]], QuerySet[AuditLog]]]] = []
-
-    @classmethod
-    def add_confidential_scope(cls, scope: Callable[[QuerySet[AuditLog]], QuerySet[AuditLog]]) -> None:
-        if scope not in cls.confidential_scopes:
-            cls.confidential_scopes.append(scope)
-
     def get_queryset(self, request: HttpRequest) -> QuerySet[AuditLog]:
-        queryset = super().get_queryset(request)
-        if permissions.can_see_confidential(admin_actor(request)):
-            return queryset
-        for scope in self.confidential_scopes:
-            queryset = scope(queryset)
-        return queryset
+        return selectors.audit_visible_to(admin_actor(request))
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[AuditLog], search_term: str

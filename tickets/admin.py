@@ -12,20 +12,17 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin
-from django.db.models import CharField, F, Model, QuerySet
-from django.db.models.functions import Cast
+from django.db.models import F, Model, QuerySet
 from django.http import HttpRequest
 
 from security import permissions
 from security.admin import (
     AuditedAdmin,
-    AuditLogAdmin,
     ILikeContains,
     IndexedAdmin,
     ReadOnlyAdminMixin,
     admin_actor,
 )
-from security.models import AuditLog
 from tickets.models import Attachment, Category, Comment, PriorityMatrixEntry, Ticket, TicketEvent
 from tickets.state import TicketType, format_number
 
@@ -62,17 +59,6 @@ def ticket_search(queryset: QuerySet[Any], search_term: str, prefix: str = "") -
     if "@" in term and " " not in term:
         return queryset.filter(**{f"{prefix}requester__email": term.lower()})
     return queryset.filter(*(ILikeContains(F(f"{prefix}title"), word) for word in term.split()))
-
-
-def hide_confidential_ticket_rows(queryset: QuerySet[AuditLog]) -> QuerySet[AuditLog]:
-    """Audit rows about confidential tickets carry their titles and changes: hide them like the tickets."""
-    confidential = (
-        Ticket.objects.filter(is_confidential=True).annotate(id_text=Cast("pk", CharField())).values("id_text")
-    )
-    return queryset.exclude(object_type=Ticket._meta.label_lower, object_id__in=confidential)
-
-
-AuditLogAdmin.add_confidential_scope(hide_confidential_ticket_rows)
 
 
 # --- settings-like objects: editable, audited -------------------------------------------------------------------

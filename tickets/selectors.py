@@ -4,11 +4,12 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import CharField, Q, QuerySet
+from django.db.models.functions import Cast
 
 from itsm.errors import NotFound
 from security import permissions
-from security.models import Team, User
+from security.models import AuditLog, Team, User
 from tickets.models import Attachment, Category, Ticket, TicketEvent
 
 
@@ -166,3 +167,12 @@ def timeline_names(*, events: Sequence[TicketEvent]) -> TimelineNames:
             else {}
         ),
     )
+
+
+def audit_hide_confidential_tickets(queryset: QuerySet[AuditLog]) -> QuerySet[AuditLog]:
+    """Audit rows about confidential tickets carry their titles and changes: hide them like the tickets. The
+    subquery reads the small partial index `tickets_confidential`."""
+    confidential = (
+        Ticket.objects.filter(is_confidential=True).annotate(id_text=Cast("pk", CharField())).values("id_text")
+    )
+    return queryset.exclude(object_type=Ticket._meta.label_lower, object_id__in=confidential)
