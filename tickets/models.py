@@ -147,7 +147,23 @@ class Ticket(models.Model):
             models.Index(F("updated_at").desc(), F("id").desc(), name="tickets_updated"),
             models.Index(F("created_at").desc(), F("id").desc(), name="tickets_created"),
             models.Index(fields=("category", "state"), name="tickets_category_state"),
+            # Desk queue filtered by category, newest activity first (migration 0005).
+            models.Index(F("category"), F("updated_at").desc(), F("id").desc(), name="tickets_category_upd"),
+            # Desk queue "My teams' unassigned": open tickets nobody has taken, a small slice of the table, in the
+            # queue's own order (migration 0005).
+            models.Index(
+                F("team"),
+                F("updated_at").desc(),
+                F("id").desc(),
+                condition=Q(
+                    assignee__isnull=True,
+                    state__in=[TicketState.NEW, TicketState.ASSIGNED, TicketState.IN_PROGRESS, TicketState.PENDING],
+                ),
+                name="tickets_unassigned_open_upd",
+            ),
             models.Index(fields=("priority", "state"), name="tickets_priority_state"),
+            # Desk queues sorted by priority: (priority, id) is the keyset order itself (migration 0005).
+            models.Index(fields=("priority", "id"), name="tickets_priority_id"),
             GinIndex(fields=("search_vector",), name="tickets_search_vector"),
             # Confidential tickets are few: this keeps "hide confidential" filters (admin, audit log) off a full scan.
             models.Index(fields=("id",), condition=Q(is_confidential=True), name="tickets_confidential"),

@@ -2,15 +2,18 @@
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
+from typing import Any
 
-from django.db.models import CharField, Q, QuerySet
-from django.db.models.functions import Cast
+from django.contrib.postgres.search import SearchQuery
+from django.db.models import Case, CharField, F, IntegerField, Q, QuerySet, Value, When
+from django.db.models.functions import Cast, Coalesce
 
 from itsm.errors import NotFound
 from security import permissions
 from security.models import AuditLog, Team, User
-from tickets.models import Attachment, Category, Ticket, TicketEvent
+from tickets import queues
+from tickets.models import Attachment, Category, SavedView, Ticket, TicketEvent
 
 
 def ticket_visible_to(user: User) -> QuerySet[Ticket]:
@@ -32,7 +35,10 @@ def ticket_visible_to(user: User) -> QuerySet[Ticket]:
 
 def ticket_get(*, user: User, number: str | None = None, pk: int | None = None) -> Ticket:
     """One visible ticket by number or id; missing and forbidden are the same `NotFound`."""
-    queryset = ticket_visible_to(user).select_related("requester", "category", "category__parent", "team", "assignee")
+    # The CSAT rating rides along (a reverse one-to-one join), so pages show it without a query of their own.
+    queryset = ticket_visible_to(user).select_related(
+        "requester", "category", "category__parent", "team", "assignee", "satisfaction"
+    )
     try:
         if number is not None:
             return queryset.get(number=number.strip().upper())
@@ -129,11 +135,21 @@ def category_choices() -> QuerySet[Category]:
     return Category.objects.filter(is_active=True).select_related("parent").order_by("sort_order", "name")
 
 
-def assignable_agents(*, ticket: Ticket) -> QuerySet[User]:
-    """Active members of the ticket's team, by name: who an agent may hand the ticket to."""
-    if ticket.team_id is None:
+def assignable_agents(*, ticket: Ticket, team_id: int | None = None) -> QuerySet[User]:
+    """Active members of the ticket's team (or of `team_id`, the team it is about to move to), by name: who an agent
+    may hand the ticket to. Never anyone outside that team."""
+    target = team_id if team_id is not None else ticket.team_id
+    if target is None:
         return User.objects.none()
-    return User.objects.filter(memberships__team_id=ticket.team_id, is_active=True).order_by("full_name", "id")
+    return User.objects.filter(memberships__team_id=target, is_active=True).order_by("full_name", "id")
+
+
+def team_choices(*, ticket: Ticket) -> QuerySet[Team]:
+    """Teams a ticket may move to: every team, or only security teams for a confidential ticket."""
+    teams = Team.objects.order_by("name", "id")
+    if ticket.is_confidential:
+        teams = teams.filter(is_security=True)
+    return teams
 
 
 @dataclass(frozen=True)
@@ -176,3 +192,203 @@ def audit_hide_confidential_tickets(queryset: QuerySet[AuditLog]) -> QuerySet[Au
         Ticket.objects.filter(is_confidential=True).annotate(id_text=Cast("pk", CharField())).values("id_text")
     )
     return queryset.exclude(object_type=Ticket._meta.label_lower, object_id__in=confidential)
+
+
+# --- desk queues ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    items: list[Ticket]
+    next_cursor: queues.Cursor | None
+    previous_cursor: queues.Cursor | None
+    # More rows follow this page in the direction it was read: "50+ tickets" on a first page.
+    has_more: bool
+
+
+def _queue_sort_expression(column: str) -> Any:
+    """The value a queue sorts and keyset-pages on. Names of optional relations are coalesced to '' so that the
+    ORDER BY and the cursor comparison see the same value for "nobody" (NULL would break the row comparison)."""
+    if column == "state":
+        return Case(
+            *(When(state=state, then=Value(rank)) for rank, state in enumerate(queues.STATE_ORDER)),
+            output_field=IntegerField(),
+        )
+    plain = {
+        "updated": "updated_at",
+        "created": "created_at",
+        "priority": "priority",
+        "number": "number",
+        "title": "title",
+        "category": "category__name",
+    }
+    if column in plain:
+        return F(plain[column])
+    named = {"requester": "requester__full_name", "team": "team__name", "assignee": "assignee__full_name"}
+    return Coalesce(F(named[column]), Value(""))
+
+
+def _beyond(queryset: QuerySet[Any], cursor: queues.Cursor, *, descending: bool) -> QuerySet[Any]:
+    """Rows strictly after `cursor` in (sort value, id) order. The extra `<=`/`>=` on the sort value alone bounds
+    an index scan; the OR only settles ties on the value by id."""
+    value, pk = cursor.value, cursor.pk
+    if descending:
+        return queryset.filter(queue_sort_value__lte=value).filter(
+            Q(queue_sort_value__lt=value) | Q(queue_sort_value=value, id__lt=pk)
+        )
+    return queryset.filter(queue_sort_value__gte=value).filter(
+        Q(queue_sort_value__gt=value) | Q(queue_sort_value=value, id__gt=pk)
+    )
+
+
+def _queue_filtered(*, user: User, query: queues.QueueQuery, zone: tzinfo) -> QuerySet[Ticket]:
+    queryset = ticket_visible_to(user)
+    team_ids = sorted(permissions.access_for(user).team_ids)
+    if query.queue == queues.MINE:
+        queryset = queryset.filter(assignee_id=user.pk)
+    elif query.queue == queues.UNASSIGNED:
+        queryset = queryset.filter(team_id__in=team_ids, assignee__isnull=True)
+    elif query.queue == queues.TEAM:
+        queryset = queryset.filter(team_id__in=team_ids)
+    states = query.effective_states
+    if states:
+        queryset = queryset.filter(state__in=states)
+    if query.q:
+        search = Q(search_vector=SearchQuery(query.q, search_type="websearch", config="english"))
+        if query.number:
+            search |= Q(number=query.number)
+        queryset = queryset.filter(search)
+    if query.priorities:
+        queryset = queryset.filter(priority__in=query.priorities)
+    if query.type:
+        queryset = queryset.filter(type=query.type)
+    if query.category_id is not None:
+        queryset = queryset.filter(category_id=query.category_id)
+    if query.team_id is not None:
+        queryset = queryset.filter(team_id=query.team_id)
+    if query.assignee == queues.ME:
+        queryset = queryset.filter(assignee_id=user.pk)
+    elif query.assignee == queues.NOBODY:
+        queryset = queryset.filter(assignee__isnull=True)
+    elif isinstance(query.assignee, int):
+        queryset = queryset.filter(assignee_id=query.assignee)
+    if query.requester_id is not None:
+        queryset = queryset.filter(requester_id=query.requester_id)
+    elif query.requester_email:
+        # A join on the unique e-mail, not a lookup first: the page costs the same number of queries either way.
+        queryset = queryset.filter(requester__email=query.requester_email)
+    for column, day_from, day_to in (
+        ("created_at", query.created_from, query.created_to),
+        ("updated_at", query.updated_from, query.updated_to),
+    ):
+        start, end = queues.day_bounds(day_from, day_to, zone)
+        if start is not None:
+            queryset = queryset.filter(**{f"{column}__gte": start})
+        if end is not None:
+            queryset = queryset.filter(**{f"{column}__lt": end})
+    return queryset
+
+
+def ticket_queue(*, user: User, query: queues.QueueQuery, zone: tzinfo) -> QueuePage:
+    """One keyset page of a desk queue: visible tickets, the queue's scope, the filters, sorted on (sort value, id).
+
+    One query whatever the table size and the filters (EmptyResultSet short-cuts to none). Dates are whole days in
+    `zone`. The page reads `size + 1` rows to know whether more follow; nothing is ever counted.
+    """
+    descending = query.sort.is_column_descending
+    queryset: QuerySet[Any] = (
+        _queue_filtered(user=user, query=query, zone=zone)
+        .select_related("requester", "category", "team", "assignee")
+        .defer("description", "search_vector")
+        .annotate(queue_sort_value=_queue_sort_expression(query.sort.column))
+    )
+    size = query.size
+    # Reading backwards (a "Previous" link) walks the order the other way and turns the rows round afterwards.
+    backwards = query.before is not None
+    read_descending = descending != backwards
+    cursor = query.before if backwards else query.after
+    if cursor is not None:
+        queryset = _beyond(queryset, cursor, descending=read_descending)
+    value_order = F("queue_sort_value").desc() if read_descending else F("queue_sort_value").asc()
+    rows: list[Ticket] = list(queryset.order_by(value_order, "-id" if read_descending else "id")[: size + 1])
+    has_more = len(rows) > size
+    items = rows[:size]
+    if backwards:
+        items.reverse()
+
+    def at(ticket: Ticket) -> queues.Cursor:
+        # The annotated value itself, so the cursor compares exactly as the ORDER BY sorted.
+        return queues.Cursor(query.sort, getattr(ticket, "queue_sort_value"), ticket.pk)  # noqa: B009
+
+    if not items:
+        return QueuePage(items=[], next_cursor=None, previous_cursor=None, has_more=False)
+    if backwards:
+        return QueuePage(
+            items=items, next_cursor=at(items[-1]), previous_cursor=at(items[0]) if has_more else None, has_more=False
+        )
+    return QueuePage(
+        items=items,
+        next_cursor=at(items[-1]) if has_more else None,
+        previous_cursor=at(items[0]) if cursor is not None else None,
+        has_more=has_more,
+    )
+
+
+@dataclass(frozen=True)
+class QueueChoices:
+    """What the queue's filter, bulk and save forms offer: never every user, only members of the user's teams."""
+
+    categories: list[Category]
+    teams: list[Team]
+    members: list[User]
+    own_teams: list[Team]
+
+
+def team_members(*, user: User) -> list[User]:
+    """Active members of the user's teams, by name (the user included): whom the desk offers to filter by and
+    assign to. One query, none without a team."""
+    team_ids = permissions.access_for(user).team_ids
+    if not team_ids:
+        return []
+    return list(
+        User.objects.filter(memberships__team_id__in=team_ids, is_active=True).distinct().order_by("full_name", "id")
+    )
+
+
+def queue_choices(*, user: User) -> QueueChoices:
+    """Three queries whatever the table sizes (categories, teams and their members are directory-sized)."""
+    team_ids = permissions.access_for(user).team_ids
+    teams = list(Team.objects.order_by("name", "id"))
+    return QueueChoices(
+        categories=list(category_choices()),
+        teams=teams,
+        members=team_members(user=user),
+        own_teams=[team for team in teams if team.pk in team_ids],
+    )
+
+
+def tickets_by_number(*, user: User, numbers: Collection[str]) -> dict[str, Ticket]:
+    """The visible ones among `numbers` (canonical ticket numbers), by number; the others are simply absent."""
+    if not numbers:
+        return {}
+    return {ticket.number: ticket for ticket in ticket_visible_to(user).filter(number__in=list(numbers))}
+
+
+def saved_view_list(*, user: User) -> QuerySet[SavedView]:
+    """The user's own saved views and those shared with one of their teams, by name."""
+    if not user.is_authenticated or not user.is_active:
+        return SavedView.objects.none()
+    team_ids = permissions.access_for(user).team_ids
+    return (
+        SavedView.objects.filter(Q(owner_id=user.pk) | Q(team_id__in=team_ids))
+        .select_related("team")
+        .order_by("name", "id")
+    )
+
+
+def saved_view_get(*, user: User, pk: int) -> SavedView:
+    """One saved view the user may see; missing and forbidden are the same `NotFound`."""
+    try:
+        return saved_view_list(user=user).get(pk=pk)
+    except (SavedView.DoesNotExist, ValueError, TypeError) as exc:
+        raise NotFound("No such saved view.") from exc

@@ -1,4 +1,5 @@
-"""HTML views of the agent desk (`/desk/`), the requester portal (`/portal/`) and attachment downloads.
+"""HTML views of the agent desk's ticket pages, the requester portal (`/portal/`) and attachment downloads. The desk's
+ticket list (`/desk/`) is in `tickets.views_queue`.
 
 Each view parses a form, loads through a selector, calls one service and redirects (or re-renders the page with the
 form's errors). Anything the user may not see is a 404 identical to a missing ticket.
@@ -6,43 +7,48 @@ form's errors). Anything the user may not see is a 404 identical to a missing ti
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 from urllib.parse import urlencode
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST, require_safe
+from django_htmx.http import HttpResponseClientRedirect
 
-from itsm.errors import DomainError, NotFound
+from itsm.errors import DomainError, NotFound, PermissionDenied
 from itsm.forms import form_add_domain_error
 from security import permissions
 from security.models import User
 from tickets import selectors, services
 from tickets.forms import (
     AssignForm,
+    CategoryForm,
     ConfirmForm,
     ImpactUrgencyForm,
     PortalReplyForm,
     PriorityForm,
+    RatingForm,
     ReasonForm,
     ReplyForm,
+    TeamForm,
     TicketCreateForm,
     TransitionForm,
 )
-from tickets.models import Attachment, Ticket, TicketEvent
-from tickets.state import OPEN_STATES, PendingReason, Priority, TicketState
+from tickets.models import Attachment, SatisfactionRating, Ticket, TicketEvent
+from tickets.state import FINAL_STATES, PendingReason, Priority, TicketState, can_reopen
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
 
-DESK_QUEUES = {"mine": "My tickets", "team": "My teams' open", "all": "All visible"}
-DEFAULT_DESK_QUEUE = "team"
 # What the requester's timeline shows: public replies, state changes and files, never assignment or priority details.
 PORTAL_EVENT_KINDS = (
     TicketEvent.Kind.CREATED,
@@ -184,52 +190,124 @@ def _require_agent(request: HttpRequest) -> User:
     return user
 
 
-@login_required
-@require_safe
-def desk(request: HttpRequest) -> HttpResponse:
-    user = _require_agent(request)
-    queue = request.GET.get("queue", DEFAULT_DESK_QUEUE)
-    if queue not in DESK_QUEUES:
-        queue = DEFAULT_DESK_QUEUE
-    filters: dict[str, Any] = {}
-    if queue == "mine":
-        filters = {"assignee_id": user.pk, "state": sorted(OPEN_STATES)}
-    elif queue == "team":
-        filters = {"team_ids": permissions.access_for(user).team_ids, "state": sorted(OPEN_STATES)}
-    page = selectors.ticket_list(
-        user=user, after=request.GET.get("after") or None, limit=_page_size(request), **filters
-    )
-    return render(
-        request,
-        "tickets/desk_list.html",
+# --- agent desk: the ticket page -------------------------------------------------------------------------------------
+#
+# The page works without JavaScript: every "Edit" is a link to a page with that field's form open, and every form
+# posts and redirects back. With htmx the same URLs answer an `HX-Request` with a fragment instead: the header (the
+# editable fields) for an edit, plus out-of-band copies of the timeline, the attachments and a status line after a
+# change. Every versioned form lives in the header, so a swapped header never leaves a stale version behind.
+
+# Header field (in the URL) → the page form that edits it.
+EDIT_FORMS = {
+    "state": "transition",
+    "category": "category",
+    "impact": "impact",
+    "priority": "priority",
+    "team": "team",
+    "assignee": "assign",
+}
+FIELD_OF_FORM = {form_name: field for field, form_name in EDIT_FORMS.items()}
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return bool(getattr(request, "htmx", False))
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _rating_of(ticket: Ticket) -> SatisfactionRating | None:
+    # `selectors.ticket_get` joins the rating, so this costs no query there.
+    try:
+        return ticket.satisfaction
+    except SatisfactionRating.DoesNotExist:
+        return None
+
+
+def _editable_fields(user: User, ticket: Ticket, transition: TransitionForm) -> set[str]:
+    """Header fields this agent may edit now; the services check again on save."""
+    if not permissions.can_work_ticket(user, ticket):
+        return set()
+    fields = {"category", "impact", "priority"}
+    if transition.has_choices:
+        fields.add("state")
+    if ticket.state not in FINAL_STATES:
+        fields |= {"team", "assignee"}
+    return fields
+
+
+def _team_form(ticket: Ticket, *, data: Any = None, team_id: int | None = None) -> TeamForm:
+    """The team picker, with the members of the team being chosen (posted, asked for, or the ticket's own)."""
+    teams = list(selectors.team_choices(ticket=ticket))
+    target = team_id if team_id is not None else ticket.team_id
+    if target not in {team.pk for team in teams}:
+        target = ticket.team_id
+    agents = list(selectors.assignable_agents(ticket=ticket, team_id=target)) if target is not None else []
+    initial = {
+        "version": ticket.version,
+        "team": target,
+        "assignee": ticket.assignee_id if target == ticket.team_id else None,
+    }
+    form = TeamForm(data, initial=initial, teams=teams, agents=agents)
+    # With htmx, choosing another team reloads the form with that team's members; without it, a save with someone
+    # outside the chosen team comes back with an error and the right list.
+    form.fields["team"].widget.attrs.update(
         {
-            "queues": DESK_QUEUES.items(),
-            "queue": queue,
-            "queue_label": DESK_QUEUES[queue],
-            "tickets": page.items,
-            "next_url": _next_page_url(request, page.next_cursor, queue=queue),
-            "is_first_page": not request.GET.get("after"),
-        },
+            "hx-get": reverse("desk_ticket_edit", args=[ticket.number, "team"]),
+            "hx-trigger": "change",
+            "hx-target": "#ticket-header",
+            "hx-swap": "outerHTML",
+            "hx-include": "this",
+        }
+    )
+    return form
+
+
+def _category_form(ticket: Ticket, *, data: Any = None) -> CategoryForm:
+    return CategoryForm(
+        data,
+        initial={"version": ticket.version, "category": ticket.category_id},
+        categories=selectors.category_choices(),
     )
 
 
 def _render_desk_ticket(
-    request: HttpRequest, ticket: Ticket, *, bound: dict[str, forms.Form] | None = None, status: int = 200
+    request: HttpRequest,
+    ticket: Ticket,
+    *,
+    editing: str | None = None,
+    bound: dict[str, forms.Form] | None = None,
+    status: int = 200,
+    alert: str | None = None,
+    notice: str | None = None,
+    part: str = "page",
+    focus: str | None = None,
+    team_id: int | None = None,
 ) -> HttpResponse:
+    """The desk ticket page, or one of its fragments for htmx.
+
+    `editing` names the page form shown open in the header; `alert` is shown in the header (a refused stale edit);
+    `notice` goes to the status line (htmx only: without JavaScript, success is a redirect and a flash message).
+    `part` is "page" (the whole page), "header" (the header alone) or "header-update" / "reply-update" (that part,
+    plus the timeline, the attachments and the status line out of band).
+    """
     user = _user(request)
+    bound = bound or {}
     can_work = permissions.can_work_ticket(user, ticket)
-    events = list(selectors.timeline_for(user=user, ticket=ticket))
-    attachments = list(selectors.attachments_for(user=user, ticket=ticket))
-    names = selectors.timeline_names(events=events)
     page_forms: dict[str, forms.Form] = {}
-    is_team_member = False
+    agents: list[User] = []
     if can_work:
         agents = list(selectors.assignable_agents(ticket=ticket))
-        is_team_member = any(agent.pk == user.pk for agent in agents)
         version = {"version": ticket.version}
         page_forms = {
             "reply": ReplyForm(initial=version),
-            "transition": TransitionForm(initial=version, current_state=ticket.state),
+            "transition": TransitionForm(
+                initial=version, current_state=ticket.state, has_assignee=ticket.assignee_id is not None
+            ),
             "assign": AssignForm(initial={**version, "assignee": ticket.assignee_id}, agents=agents),
             "priority": PriorityForm(
                 initial={
@@ -240,20 +318,47 @@ def _render_desk_ticket(
             ),
             "impact": ImpactUrgencyForm(initial={**version, "impact": ticket.impact, "urgency": ticket.urgency}),
         }
-        page_forms.update(bound or {})
-    return render(
-        request,
-        "tickets/desk_ticket.html",
-        {
-            "ticket": ticket,
-            "timeline": _timeline(events, attachments, names),
-            "attachments": attachments,
-            "can_work": can_work,
-            "can_take": can_work and is_team_member and ticket.assignee_id != user.pk and ticket.is_open,
-            "forms": page_forms,
-        },
-        status=status,
-    )
+        # These two pickers cost a query each, so they are built only when open.
+        if editing == "team" and "team" not in bound:
+            page_forms["team"] = _team_form(ticket, team_id=team_id)
+        if editing == "category" and "category" not in bound:
+            page_forms["category"] = _category_form(ticket)
+        page_forms.update(bound)
+    transition = page_forms.get("transition")
+    editable = _editable_fields(user, ticket, transition) if isinstance(transition, TransitionForm) else set()
+    if editing is not None and FIELD_OF_FORM.get(editing) not in editable:
+        editing = None
+    if editing is not None and editing not in bound:
+        # The form the agent just opened takes the focus (with or without JavaScript).
+        opened = page_forms[editing]
+        first = next(name for name, field in opened.fields.items() if not field.widget.is_hidden)
+        opened.fields[first].widget.attrs["autofocus"] = True
+    is_team_member = any(agent.pk == user.pk for agent in agents)
+    context: dict[str, Any] = {
+        "ticket": ticket,
+        "can_work": can_work,
+        "can_take": can_work and is_team_member and ticket.assignee_id != user.pk and ticket.is_open,
+        "forms": page_forms,
+        "editable": editable,
+        "editing": editing,
+        "alert": alert,
+        "notice": notice,
+        "focus": focus,
+        "rating": _rating_of(ticket) if ticket.state == TicketState.CLOSED else None,
+        "main": "reply" if part == "reply-update" else "header",
+    }
+    if part != "header":
+        events = list(selectors.timeline_for(user=user, ticket=ticket))
+        attachments = list(selectors.attachments_for(user=user, ticket=ticket))
+        context["timeline"] = _timeline(events, attachments, selectors.timeline_names(events=events))
+        context["attachments"] = attachments
+    template = {
+        "page": "tickets/desk_ticket.html",
+        "header": "tickets/ticket/_header.html",
+        "header-update": "tickets/ticket/_update.html",
+        "reply-update": "tickets/ticket/_update.html",
+    }[part]
+    return render(request, template, context, status=status)
 
 
 @login_required
@@ -261,6 +366,36 @@ def _render_desk_ticket(
 def desk_ticket(request: HttpRequest, number: str) -> HttpResponse:
     user = _require_agent(request)
     return _render_desk_ticket(request, _ticket_or_404(user, number))
+
+
+@login_required
+@require_safe
+def desk_ticket_edit(request: HttpRequest, number: str, field: str) -> HttpResponse:
+    """Open one header field for editing: the header fragment for htmx, the whole page otherwise."""
+    user = _require_agent(request)
+    ticket = _ticket_or_404(user, number)
+    form_name = EDIT_FORMS.get(field)
+    if form_name is None or not permissions.can_work_ticket(user, ticket):
+        raise Http404("No such page.")
+    team_id = _int_or_none(request.GET.get("team")) if field == "team" else None
+    response = _render_desk_ticket(
+        request, ticket, editing=form_name, team_id=team_id, part="header" if _is_htmx(request) else "page"
+    )
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+@login_required
+@require_safe
+def desk_ticket_header(request: HttpRequest, number: str) -> HttpResponse:
+    """The header with every field closed ("Cancel" of an edit): a fragment for htmx, else back to the page."""
+    user = _require_agent(request)
+    ticket = _ticket_or_404(user, number)
+    if not _is_htmx(request):
+        return redirect("desk_ticket", number=ticket.number)
+    response = _render_desk_ticket(request, ticket, part="header")
+    patch_vary_headers(response, ("HX-Request",))
+    return response
 
 
 def _desk_action(
@@ -272,49 +407,45 @@ def _desk_action(
     call: Callable[[User, Ticket, forms.Form], object],
     success: str,
 ) -> HttpResponse:
-    """Run one service for a desk form: redirect on success; on refusal show the page again with the reason."""
+    """Run one service for a desk form.
+
+    Success: a redirect to the page (no JavaScript) or the fresh fragments (htmx); if the change took the ticket out
+    of the agent's sight (another team, a confidential category), to the desk instead. Invalid input or a refused
+    rule: the form again, open, with the reason. A stale version: the fresh ticket and "changed since you opened it",
+    with status 409, nothing changed.
+    """
     user = _require_agent(request)
     ticket = _ticket_or_404(user, number)
     form = make_form(ticket)
+    part = "reply-update" if form_name == "reply" else "header-update"
+    if not _is_htmx(request):
+        part = "page"
     if not form.is_valid():
-        return _render_desk_ticket(request, ticket, bound={form_name: form}, status=400)
-    return _run_service(
-        request,
-        form,
-        call=lambda: call(user, ticket, form),
-        success=success,
-        success_url=reverse("desk_ticket", args=[ticket.number]),
-        rerender=lambda status, keep_form: _render_desk_ticket(
-            request,
-            _ticket_or_404(user, number),
-            bound={form_name: form} if keep_form else None,
-            status=status,
-        ),
-    )
-
-
-def _run_service(
-    request: HttpRequest,
-    form: forms.Form,
-    *,
-    call: Callable[[], object],
-    success: str,
-    success_url: str,
-    rerender: Callable[[int, bool], HttpResponse],
-) -> HttpResponse:
+        return _render_desk_ticket(request, ticket, editing=form_name, bound={form_name: form}, status=400, part=part)
     try:
-        call()
+        call(user, ticket, form)
     except NotFound as exc:
         raise Http404("No such ticket.") from exc
     except DomainError as exc:
-        if exc.code == "stale":
-            # Someone else changed the ticket: show it as it is now, with fresh forms, and say so.
-            messages.error(request, exc.detail)
-            return rerender(exc.status_code, False)
+        fresh = _ticket_or_404(user, number)
+        if exc.code == "stale" or isinstance(exc, PermissionDenied):
+            # Stale: show the ticket as it is now. Not allowed (a manager, say): no form to reopen, just the reason.
+            return _render_desk_ticket(request, fresh, status=exc.status_code, alert=exc.detail, part=part)
         form_add_domain_error(form, exc)
-        return rerender(exc.status_code, True)
+        return _render_desk_ticket(
+            request, fresh, editing=form_name, bound={form_name: form}, status=exc.status_code, part=part
+        )
+    try:
+        fresh = selectors.ticket_get(user=user, number=number)
+    except NotFound:
+        messages.success(request, f"{success} {ticket.number} has left your queues.")
+        if _is_htmx(request):
+            return HttpResponseClientRedirect(reverse("desk"))
+        return redirect("desk")
+    if _is_htmx(request):
+        return _render_desk_ticket(request, fresh, notice=success, part=part, focus=FIELD_OF_FORM.get(form_name))
     messages.success(request, success)
-    return redirect(success_url)
+    return redirect("desk_ticket", number=fresh.number)
 
 
 def _expected_version(form: forms.Form) -> int:
@@ -362,7 +493,9 @@ def desk_transition(request: HttpRequest, number: str) -> HttpResponse:
         request,
         number,
         form_name="transition",
-        make_form=lambda ticket: TransitionForm(request.POST, current_state=ticket.state),
+        make_form=lambda ticket: TransitionForm(
+            request.POST, current_state=ticket.state, has_assignee=ticket.assignee_id is not None
+        ),
         call=call,
         success="State changed.",
     )
@@ -386,6 +519,50 @@ def desk_assign(request: HttpRequest, number: str) -> HttpResponse:
         make_form=lambda ticket: AssignForm(request.POST, agents=selectors.assignable_agents(ticket=ticket)),
         call=call,
         success="Assignment changed.",
+    )
+
+
+@login_required
+@require_POST
+def desk_team(request: HttpRequest, number: str) -> HttpResponse:
+    def call(user: User, ticket: Ticket, form: forms.Form) -> object:
+        team_form = cast(TeamForm, form)
+        return services.ticket_assign(
+            actor=user,
+            ticket=ticket,
+            assignee=team_form.chosen_assignee,
+            team=team_form.chosen_team,
+            expected_version=_expected_version(form),
+        )
+
+    return _desk_action(
+        request,
+        number,
+        form_name="team",
+        make_form=lambda ticket: _team_form(ticket, data=request.POST, team_id=_int_or_none(request.POST.get("team"))),
+        call=call,
+        success="Team and assignee changed.",
+    )
+
+
+@login_required
+@require_POST
+def desk_category(request: HttpRequest, number: str) -> HttpResponse:
+    def call(user: User, ticket: Ticket, form: forms.Form) -> object:
+        return services.ticket_change_category(
+            actor=user,
+            ticket=ticket,
+            category=form.cleaned_data["category"],
+            expected_version=_expected_version(form),
+        )
+
+    return _desk_action(
+        request,
+        number,
+        form_name="category",
+        make_form=lambda ticket: _category_form(ticket, data=request.POST),
+        call=call,
+        success="Category changed.",
     )
 
 
@@ -504,8 +681,16 @@ def _render_portal_ticket(
         "confirm": ConfirmForm(initial=version),
         "reopen": ReasonForm(initial=version, prefix="reopen"),
         "withdraw": ReasonForm(initial=version, prefix="withdraw"),
+        "rating": RatingForm(),
     }
     page_forms.update(bound or {})
+    is_resolved = ticket.state == TicketState.RESOLVED
+    reopen_until = (
+        ticket.resolved_at + timedelta(days=settings.TICKETS_REOPEN_DAYS)
+        if is_resolved and ticket.resolved_at is not None
+        else None
+    )
+    rating = _rating_of(ticket) if ticket.state == TicketState.CLOSED else None
     return render(
         request,
         "tickets/portal_ticket.html",
@@ -514,8 +699,15 @@ def _render_portal_ticket(
             "timeline": _timeline(events, attachments, None),
             "attachments": attachments,
             "forms": page_forms,
-            "is_resolved": ticket.state == TicketState.RESOLVED,
+            "is_resolved": is_resolved,
+            "reopen_until": reopen_until,
+            "can_reopen": is_resolved
+            and can_reopen(
+                resolved_at=ticket.resolved_at, now=timezone.now(), window_days=settings.TICKETS_REOPEN_DAYS
+            ),
             "can_reply": ticket.state not in {TicketState.CLOSED, TicketState.CANCELLED},
+            "rating": rating,
+            "can_rate": ticket.state == TicketState.CLOSED and rating is None,
         },
         status=status,
     )
@@ -525,6 +717,30 @@ def _render_portal_ticket(
 @require_safe
 def portal_ticket(request: HttpRequest, number: str) -> HttpResponse:
     return _render_portal_ticket(request, _own_ticket_or_404(_user(request), number))
+
+
+def _run_service(
+    request: HttpRequest,
+    form: forms.Form,
+    *,
+    call: Callable[[], object],
+    success: str,
+    success_url: str,
+    rerender: Callable[[int, bool], HttpResponse],
+) -> HttpResponse:
+    try:
+        call()
+    except NotFound as exc:
+        raise Http404("No such ticket.") from exc
+    except DomainError as exc:
+        if exc.code == "stale":
+            # Someone else changed the ticket: show it as it is now, with fresh forms, and say so.
+            messages.error(request, exc.detail)
+            return rerender(exc.status_code, False)
+        form_add_domain_error(form, exc)
+        return rerender(exc.status_code, True)
+    messages.success(request, success)
+    return redirect(success_url)
 
 
 def _portal_action(
@@ -628,6 +844,24 @@ def portal_withdraw(request: HttpRequest, number: str) -> HttpResponse:
         form=ReasonForm(request.POST, prefix="withdraw"),
         to_state=TicketState.CANCELLED,
         success="The request was withdrawn.",
+    )
+
+
+@login_required
+@require_POST
+def portal_rate(request: HttpRequest, number: str) -> HttpResponse:
+    def call(user: User, ticket: Ticket, form: forms.Form) -> object:
+        return services.satisfaction_rate(
+            actor=user, ticket=ticket, score=form.cleaned_data["score"], comment=form.cleaned_data["comment"]
+        )
+
+    return _portal_action(
+        request,
+        number,
+        form_name="rating",
+        form=RatingForm(request.POST),
+        call=call,
+        success="Thank you for your rating.",
     )
 
 

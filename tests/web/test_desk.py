@@ -1,5 +1,5 @@
 import re
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -69,14 +69,14 @@ def test_desk_list_pages_with_a_keyset_cursor(desk):
     first = client.get("/desk/?queue=all&size=2")
     second_url = next_link(first)
     assert second_url is not None
-    second = client.get(f"/desk/{second_url}")
-    third = client.get(f"/desk/{next_link(second)}")
+    second = client.get(second_url)
+    third = client.get(next_link(second))
 
     assert numbers_on(first) == newest_first[:2]
     assert numbers_on(second) == newest_first[2:4]
     assert numbers_on(third) == newest_first[4:]
     assert next_link(third) is None
-    assert sorted(parse_qs(second_url.lstrip("?"))) == ["after", "queue", "size"]
+    assert sorted(parse_qs(urlsplit(second_url).query)) == ["after", "queue", "size"]
     assert b"Page 1 of" not in first.content  # no counting, no page numbers
 
 
@@ -168,7 +168,8 @@ def test_ticket_page_offers_only_the_agent_transitions_of_the_state(desk):
     response = signed_in(desk.agent).get(ticket_url(ticket))
 
     choices = [value for value, _ in response.context["forms"]["transition"].fields["state"].choices]
-    assert choices == ["assigned", "in_progress", "pending", "resolved", "cancelled"]
+    # "Assigned" needs an assignee, which a new ticket never has: assigning someone is the way there.
+    assert choices == ["in_progress", "pending", "resolved", "cancelled"]
 
 
 @pytest.mark.parametrize("who", ["network_agent", "security_agent", "agent"])
