@@ -82,13 +82,23 @@ def queue_tickets(desk):  # type: ignore[no-untyped-def]
     }
 
 
+def test_recently_updated_leaves_out_tickets_untouched_for_a_week(desk, queue_tickets):
+    stale = queue_tickets["done"]
+    Ticket.objects.filter(pk=stale.pk).update(updated_at=timezone.now() - dt.timedelta(days=8))
+
+    response = signed_in(desk.agent).get(desk_url(queue="recent"))
+
+    assert stale.number not in numbers_on(response)
+    assert queue_tickets["mine_done"].number in numbers_on(response)
+
+
 @pytest.mark.parametrize(
     ("queue", "expected"),
     [
         ("mine", ["mine"]),
         ("unassigned", ["started", "fresh"]),
         ("team", ["started", "fresh", "bos", "mine"]),
-        ("recent", ["own_request", "mine_done", "done", "started", "fresh", "bos", "mine"]),
+        ("recent", ["own_request", "mine_done", "done", "started", "fresh", "bos", "mine"]),  # all touched today
         ("all", ["own_request", "mine_done", "done", "started", "fresh", "bos", "mine"]),
     ],
 )
