@@ -13,12 +13,14 @@ from django.utils import timezone
 from security.models import AuditLog
 from tests.factories import CategoryFactory
 from tests.web.conftest import signed_in
-from tickets import queues, services
+from tickets import queues, selectors, services
 from tickets.models import SavedView, Ticket
 from tickets.state import Level, PendingReason, TicketState, TicketType
 
 # Session, user, memberships; then categories, teams, team members, the rows, the saved views.
 QUEUE_PAGE_QUERIES = 8
+# A search text first collects the matching visible ids through the GIN index (selectors.SEARCH_ID_CAP).
+SEARCH_PAGE_QUERIES = QUEUE_PAGE_QUERIES + 1
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 
 
@@ -922,6 +924,20 @@ def raise_mixed(desk, count: int) -> None:  # type: ignore[no-untyped-def]
             services.ticket_transition(actor=desk.agent2, ticket=ticket, to_state=TicketState.IN_PROGRESS)
 
 
+def test_search_past_the_id_cap_still_pages_through_every_match(desk, monkeypatch):
+    monkeypatch.setattr(selectors, "SEARCH_ID_CAP", 3)
+    for number in range(7):
+        desk.ticket(title=f"Printer jam {number}")
+    client = signed_in(desk.agent)
+
+    first = client.get(desk_url(queue="all", q="printer", size=5))
+    second = client.get(link(first, "next"))
+
+    assert len(numbers_on(first)) == 5
+    assert len(numbers_on(second)) == 2
+    assert not set(numbers_on(first)) & set(numbers_on(second))
+
+
 @pytest.mark.parametrize(
     "query",
     [
@@ -946,13 +962,14 @@ def test_queue_page_queries_do_not_grow_with_the_table_or_the_filters(desk, djan
     url = "/desk/?" + query.format(team=desk.desktop.pk, category=desk.laptop.pk, number=first.number)
     client = signed_in(desk.agent)
     client.get(url)  # warm the session, as on every later page
+    expected = SEARCH_PAGE_QUERIES if "q=" in query else QUEUE_PAGE_QUERIES
 
-    with django_assert_num_queries(QUEUE_PAGE_QUERIES):
+    with django_assert_num_queries(expected):
         small = client.get(url)
     raise_mixed(desk, 40)
-    with django_assert_num_queries(QUEUE_PAGE_QUERIES):
+    with django_assert_num_queries(expected):
         large = client.get(url)
-    with django_assert_num_queries(QUEUE_PAGE_QUERIES):
+    with django_assert_num_queries(expected):
         next_page = client.get(link(large, "next") or url)
 
     assert small.status_code == large.status_code == next_page.status_code == 200
