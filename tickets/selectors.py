@@ -313,8 +313,8 @@ def _narrow_search(queryset: QuerySet[Ticket]) -> QuerySet[Ticket]:
 def ticket_queue(*, user: User, query: queues.QueueQuery, zone: tzinfo) -> QueuePage:
     """One keyset page of a desk queue: visible tickets, the queue's scope, the filters, sorted on (sort value, id).
 
-    One query whatever the table size and the filters (two with a search text; EmptyResultSet short-cuts to none). Dates are whole days in
-    `zone`. The page reads `size + 1` rows to know whether more follow; nothing is ever counted.
+    One query whatever the table size and the filters (two with a search text; EmptyResultSet short-cuts to none).
+    Dates are whole days in `zone`. The page reads `size + 1` rows to know whether more follow; nothing is ever counted.
     """
     descending = query.sort.is_column_descending
     filtered = _queue_filtered(user=user, query=query, zone=zone)
