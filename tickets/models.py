@@ -144,6 +144,8 @@ class Ticket(models.Model):
             ),
             # Portal: a requester's own tickets.
             models.Index(F("requester"), F("created_at").desc(), F("id").desc(), name="tickets_requester_created"),
+            # Portal: "My requests", newest activity first.
+            models.Index(F("requester"), F("updated_at").desc(), F("id").desc(), name="tickets_requester_updated"),
             models.Index(F("updated_at").desc(), F("id").desc(), name="tickets_updated"),
             models.Index(F("created_at").desc(), F("id").desc(), name="tickets_created"),
             models.Index(fields=("category", "state"), name="tickets_category_state"),

@@ -83,7 +83,11 @@ def ticket_list(
     limit: int = 50,
 ) -> Page:
     """A keyset page of visible tickets, most recently updated first. Costs one query whatever the table size."""
-    queryset = ticket_visible_to(user).select_related("requester", "category", "team", "assignee")
+    queryset = (
+        ticket_visible_to(user)
+        .select_related("requester", "category", "team", "assignee")
+        .defer("description", "search_vector")
+    )
     if state:
         queryset = queryset.filter(state__in=state)
     if team_id is not None:
