@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import os
 import platform
@@ -26,8 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     # `python bench/pages.py` puts bench/ first on the import path, not the project.
     sys.path.insert(0, str(ROOT))
+
+from itsm.logs import quiet_loggers  # noqa: E402 - needs the repository root on sys.path (above)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/itsm"  # the settings' own default
 BENCH_DATABASE = re.compile(r"^itsm_bench_[0-9]+$")
@@ -410,20 +410,6 @@ def run_parent(args: argparse.Namespace) -> int:
 
 
 # --- the child: one size, inside Django ------------------------------------------------------------------------------
-
-
-@contextmanager
-def quiet_loggers(*names: str) -> Iterator[None]:
-    """Hold back the services' INFO lines while the fixtures are made."""
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
 
 
 def setup_django() -> str:

@@ -17,14 +17,11 @@ Idempotent: when the demo already exists (the service desk team exists and demo 
 behind. Deterministic: the same `--seed` and `--tickets` give the same tickets (titles, states, categories, people).
 """
 
-import logging
 import os
 import random
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +34,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from itsm import queue
+from itsm.logs import quiet_loggers
 from security.models import Team, User
 from tickets import demo, services
 from tickets.models import Comment, Ticket, TicketEvent
@@ -55,20 +53,6 @@ class SettableClock:
 
     def now(self) -> datetime:
         return self.instant
-
-
-@contextmanager
-def quiet_loggers(*names: str) -> Iterator[None]:
-    """Hold back the services' per-ticket INFO lines while the progress bar runs; warnings and errors still show."""
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
 
 
 def demo_already_seeded() -> bool:
