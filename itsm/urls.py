@@ -5,4 +5,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("security.urls")),
     path("", include("tickets.urls")),
+    path("api/v1/", include("sla.api.urls")),
 ]

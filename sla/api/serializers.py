@@ -1,0 +1,64 @@
+"""Input and output serializers of the calendar endpoints."""
+
+import re
+from datetime import datetime
+from typing import Any
+
+from rest_framework import serializers
+
+# A target longer than this is a typo, not a service level (and it bounds the day-by-day walk).
+MAX_TARGET_SECONDS = 366 * 86_400
+# An unencoded "+02:00" in a query string arrives as " 02:00"; put the sign back rather than reject it.
+_SPACE_FOR_PLUS = re.compile(r" (\d{2}(?::?\d{2})?)$")
+
+
+class AwareDateTimeField(serializers.Field):
+    """ISO 8601 with an explicit offset or `Z`; naive values are refused rather than guessed."""
+
+    default_error_messages = {
+        "invalid": "Not an ISO 8601 date-time (e.g. 2026-03-30T09:00:00+01:00).",
+        "range": "Use a date between the years 1900 and 2999.",
+        "naive": "Give a time zone offset or Z (e.g. 2026-03-30T09:00:00Z); naive date-times are ambiguous.",
+    }
+
+    def to_internal_value(self, data: Any) -> datetime:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        text = _SPACE_FOR_PLUS.sub(r"+\1", data.strip())
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail("invalid")
+        if value.tzinfo is None or value.utcoffset() is None:
+            self.fail("naive")
+        if not 1900 <= value.year <= 2999:
+            self.fail("range")
+        return value
+
+    def to_representation(self, value: datetime) -> str:
+        return value.isoformat()
+
+
+class DueQuerySerializer(serializers.Serializer):
+    start = AwareDateTimeField()
+    seconds = serializers.IntegerField(min_value=0, max_value=MAX_TARGET_SECONDS)
+
+
+class BusinessSecondsQuerySerializer(serializers.Serializer):
+    start = AwareDateTimeField()
+    end = AwareDateTimeField()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["end"] < attrs["start"]:
+            raise serializers.ValidationError({"end": ["The end is before the start."]})
+        if (attrs["end"] - attrs["start"]).total_seconds() > MAX_TARGET_SECONDS * 3:
+            raise serializers.ValidationError({"end": ["The span is longer than three years."]})
+        return attrs
+
+
+class DueSerializer(serializers.Serializer):
+    due_at = serializers.DateTimeField(default_timezone=None)
+
+
+class BusinessSecondsSerializer(serializers.Serializer):
+    seconds = serializers.IntegerField()

@@ -1,0 +1,60 @@
+"""Calendar maths over HTTP: `due/` and `business-seconds/` (session-authenticated, desk users and admins)."""
+
+from datetime import UTC
+from typing import Any
+
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from itsm.errors import ValidationFailed
+from security.models import User
+from sla import selectors
+from sla.api.serializers import (
+    BusinessSecondsQuerySerializer,
+    BusinessSecondsSerializer,
+    DueQuerySerializer,
+    DueSerializer,
+)
+from sla.calendar import BusinessCalendar, NoWorkingTime
+
+
+class CalendarMathsView(APIView):
+    """Parse the query, load the calendar through the selector (missing and forbidden are the same 404), answer."""
+
+    query_serializer_class: type[serializers.Serializer]
+
+    def get(self, request: Request, pk: int) -> Response:
+        query = self.query_serializer_class(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        user = request.user
+        assert isinstance(user, User)  # noqa: S101 - IsAuthenticated ran first
+        calendar = selectors.calendar_get(user=user, pk=pk)
+        try:
+            return Response(self.answer(selectors.business_calendar_for(calendar), query.validated_data))
+        except NoWorkingTime as exc:
+            raise ValidationFailed(str(exc), code="no_working_time") from exc
+
+    def answer(self, business: BusinessCalendar, query: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+
+class CalendarDueView(CalendarMathsView):
+    """`GET /api/v1/calendars/{id}/due/?start=<ISO 8601>&seconds=<N>` → `{"due_at": "<ISO 8601 UTC>"}`."""
+
+    query_serializer_class = DueQuerySerializer
+
+    def answer(self, business: BusinessCalendar, query: dict[str, Any]) -> Any:
+        due = business.due_at(query["start"], query["seconds"])
+        return DueSerializer({"due_at": due.astimezone(UTC)}).data
+
+
+class CalendarBusinessSecondsView(CalendarMathsView):
+    """`GET /api/v1/calendars/{id}/business-seconds/?start=...&end=...` → `{"seconds": N}`."""
+
+    query_serializer_class = BusinessSecondsQuerySerializer
+
+    def answer(self, business: BusinessCalendar, query: dict[str, Any]) -> Any:
+        seconds = business.business_seconds(query["start"], query["end"])
+        return BusinessSecondsSerializer({"seconds": seconds}).data
