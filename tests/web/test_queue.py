@@ -8,10 +8,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import time_machine
 from django.contrib.messages import get_messages
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from security import permissions
 from security.models import AuditLog
-from tests.factories import CategoryFactory
+from tests.factories import CategoryFactory, MembershipFactory
 from tests.web.conftest import signed_in
 from tickets import queues, selectors, services
 from tickets.models import SavedView, Ticket
@@ -491,6 +494,117 @@ def test_a_stop_word_search_finds_nothing_without_an_error(desk):
     desk.ticket(title="The printer")
 
     assert numbers_on(signed_in(desk.agent).get(desk_url(queue="all", q="the"))) == []
+
+
+def visible_printer_tickets(user) -> list[str]:  # type: ignore[no-untyped-def]
+    """What the permission predicates say `user` may see among the tickets with "printer" in the title."""
+    return sorted(
+        ticket.number
+        for ticket in Ticket.objects.all()
+        if "printer" in ticket.title.lower() and permissions.can_view_ticket(user, ticket)
+    )
+
+
+@pytest.fixture
+def printer_tickets(desk):  # type: ignore[no-untyped-def]
+    """Printer tickets under every visibility rule, for Ada (Desktop support) and Sam (Security)."""
+
+    def printer(title: str, category, requester=None, **fields: object) -> str:  # type: ignore[no-untyped-def]
+        ticket = desk.ticket(title=f"Printer {title}", category=category, requester=requester)
+        if fields:
+            Ticket.objects.filter(pk=ticket.pk).update(**fields)
+        return ticket.number
+
+    return {
+        "team": printer("team", desk.laptop),
+        # In Ada's team, assigned to her and raised by her: every arm finds it, the page shows it once.
+        "team_mine_all_ways": printer("all ways", desk.laptop, requester=desk.agent, assignee=desk.agent),
+        "own_request_elsewhere": printer("own request", desk.vpn, requester=desk.agent),
+        "assigned_elsewhere": printer("assigned", desk.vpn, assignee=desk.agent),
+        "other_team": printer("other team", desk.vpn),
+        "confidential_in_team": printer("confidential team", desk.laptop, is_confidential=True),
+        "confidential_assigned_to_ada": printer(
+            "confidential assigned", desk.vpn, assignee=desk.agent, is_confidential=True
+        ),
+        "own_confidential_request": printer("own phishing", desk.phishing, requester=desk.agent),
+        "security": printer("phishing", desk.phishing),
+        "confidential_assigned_to_sam": printer(
+            "confidential sam", desk.vpn, assignee=desk.security_agent, is_confidential=True
+        ),
+        "confidential_elsewhere": printer("confidential elsewhere", desk.vpn, is_confidential=True),
+    }
+
+
+def searched(client, **params: object) -> list[str]:  # type: ignore[no-untyped-def]
+    return sorted(numbers_on(client.get(desk_url(**{"queue": "all", "q": "printer", **params}))))
+
+
+def test_an_agents_search_finds_exactly_the_tickets_of_each_visibility_rule(
+    desk, printer_tickets, django_assert_num_queries
+):
+    t = printer_tickets
+    client = signed_in(desk.agent)
+    client.get(desk_url(queue="all", q="printer"))  # warm the session
+
+    with django_assert_num_queries(SEARCH_PAGE_QUERIES) as captured:
+        found = searched(client)
+
+    assert selectors._visibility_arms(desk.agent) is not None
+    assert sum("UNION ALL" in query["sql"] for query in captured.captured_queries) == 1
+    expected = [t["team"], t["team_mine_all_ways"], t["own_request_elsewhere"], t["assigned_elsewhere"]]
+    assert found == sorted([*expected, t["own_confidential_request"]]) == visible_printer_tickets(desk.agent)
+    # Every arm carries the page's filters.
+    assert searched(client, team=desk.network.pk) == sorted([t["own_request_elsewhere"], t["assigned_elsewhere"]])
+    assert searched(client, queue="mine") == sorted([t["team_mine_all_ways"], t["assigned_elsewhere"]])
+    assert searched(client, queue="team") == sorted([t["team"], t["team_mine_all_ways"]])
+    assert searched(client, assignee="none", team=desk.network.pk) == [t["own_request_elsewhere"]]
+    assert searched(client, requester=desk.agent.pk) == sorted(
+        [t["team_mine_all_ways"], t["own_request_elsewhere"], t["own_confidential_request"]]
+    )
+    assert sorted(numbers_on(client.get(desk_url(queue="all", q=t["assigned_elsewhere"])))) == [t["assigned_elsewhere"]]
+    for hidden in ("other_team", "confidential_in_team", "confidential_assigned_to_ada", "security"):
+        assert numbers_on(client.get(desk_url(queue="all", q=t[hidden]))) == []
+
+
+def test_a_security_team_members_search_finds_confidential_team_and_assigned_tickets(desk, printer_tickets):
+    t = printer_tickets
+
+    found = searched(signed_in(desk.security_agent))
+
+    assert selectors._visibility_arms(desk.security_agent) is not None
+    # Ada's phishing report is a Security team ticket: Sam sees it as a team ticket.
+    assert found == sorted([t["security"], t["own_confidential_request"], t["confidential_assigned_to_sam"]])
+    assert found == visible_printer_tickets(desk.security_agent)
+
+
+@pytest.mark.parametrize("who", ["manager", "security_officer"])
+@pytest.mark.parametrize("also_agent", [False, True], ids=["", "also_agent"])
+def test_managers_and_security_officers_search_with_the_single_id_query(desk, printer_tickets, who, also_agent):
+    user = getattr(desk, who)
+    if also_agent:
+        MembershipFactory(team=desk.network, user=user)
+    client = signed_in(user)
+    client.get(desk_url(queue="all", q="printer"))  # warm the session
+    with CaptureQueriesContext(connection) as unsearched:
+        client.get(desk_url(queue="all"))
+
+    with CaptureQueriesContext(connection) as captured:
+        found = searched(client)
+
+    # The search adds exactly one query, the id step, without a UNION.
+    assert len(captured.captured_queries) == len(unsearched.captured_queries) + 1
+    assert selectors._visibility_arms(user) is None
+    assert not any("UNION" in query["sql"] for query in captured.captured_queries)
+    assert found == visible_printer_tickets(user)
+    confidential = {"confidential_in_team", "confidential_assigned_to_ada", "own_confidential_request", "security"}
+    confidential |= {"confidential_assigned_to_sam", "confidential_elsewhere"}
+    if who == "manager":
+        expected = {name for name in printer_tickets if name not in confidential}
+    else:
+        expected = confidential | (
+            {"own_request_elsewhere", "assigned_elsewhere", "other_team"} if also_agent else set()
+        )
+    assert found == sorted(printer_tickets[name] for name in expected)
 
 
 # --- sorting and keyset pages ----------------------------------------------------------------------------------------
