@@ -1,18 +1,37 @@
-"""Writes for service level management: calendars. Every write is audited (`security.audit.audit_record`) as the
+"""Writes for service level management: calendars, and the clock ledger the ticket event subscribers keep
+(bottom of the module; docs/sla.md "Clocks"). Every calendar write is audited (`security.audit.audit_record`) as the
 last step of its own transaction; only administrators (or the system, `actor=None`) may change calendars."""
 
 from collections.abc import Sequence
-from datetime import date, time
+from datetime import date, datetime, time
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from itsm.errors import PermissionDenied, ValidationFailed
+from itsm.events import subscribe
 from security import permissions
 from security.audit import audit_record, snapshot
 from security.models import User
-from sla.models import Calendar, Holiday, WorkingRange
+from sla import state as clock_state
+from sla.calendar import BusinessCalendar
+from sla.models import (
+    Calendar,
+    Clock,
+    ClockEvent,
+    ClockOutcome,
+    ClockSegment,
+    Holiday,
+    SlaPolicy,
+    SlaTarget,
+    WorkingRange,
+)
+from sla.selectors import business_calendar_for
+from tickets import events as ticket_events
+from tickets.models import Ticket
+from tickets.state import FINAL_STATES, TicketState
 
 CALENDAR_AUDIT_FIELDS = ("name", "time_zone", "is_24x7", "holiday_country", "holiday_subdivision")
 WORKING_RANGE_AUDIT_FIELDS = ("calendar", "weekday", "start_time", "end_time")
@@ -130,3 +149,226 @@ def calendar_update(
         return calendar
     audit_record(actor=actor, action="calendar.update", obj=calendar, before=before, after=after)
     return calendar
+
+
+# --- clocks (issue 5): the ledger written by the ticket event subscribers -------------------------------------------
+#
+# Every handler runs inside the ticket service's transaction (itsm.events.publish), locks the ticket's open clocks
+# (`select_for_update`, ordered by pk) and is idempotent: a change that is already in the ledger is a no-op.
+
+
+class _Calendars:
+    """`BusinessCalendar`s by calendar id, built once per handler call."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, BusinessCalendar] = {}
+
+    def get(self, calendar_id: int) -> BusinessCalendar:
+        if calendar_id not in self._by_id:
+            row = Calendar.objects.prefetch_related("working_ranges", "holidays").get(pk=calendar_id)
+            self._by_id[calendar_id] = business_calendar_for(row)
+        return self._by_id[calendar_id]
+
+
+def _ledger(clock: Clock) -> list[clock_state.Segment]:
+    return [
+        clock_state.Segment(kind=segment.kind, start=segment.start, end=segment.end)
+        for segment in clock.segments.order_by("start", "id")
+    ]
+
+
+def _figures(clock: Clock, calendars: _Calendars, now: datetime) -> clock_state.ClockFigures:
+    calendar = calendars.get(clock.target.policy.calendar_id)
+    return clock_state.figures(_ledger(clock), calendar, target_seconds=clock.target_seconds, now=now)
+
+
+def matching_policies(ticket: Ticket) -> list[SlaPolicy]:
+    """The active policies that apply to `ticket`: the best SLA (lowest precedence, then lowest id) and every OLA of
+    the ticket's team. Empty match lists mean "any"."""
+    candidates = (
+        SlaPolicy.objects.filter(is_active=True)
+        .filter(Q(ticket_types=[]) | Q(ticket_types__contains=[ticket.type]))
+        .filter(Q(priorities=[]) | Q(priorities__contains=[ticket.priority]))
+        .filter(Q(kind=SlaPolicy.Kind.SLA) | Q(kind=SlaPolicy.Kind.OLA, team_id=ticket.team_id))
+        .prefetch_related("categories", "targets")
+        .order_by("precedence", "id")
+    )
+    chosen: list[SlaPolicy] = []
+    has_sla = False
+    for policy in candidates:
+        category_ids = {category.pk for category in policy.categories.all()}
+        if category_ids and ticket.category_id not in category_ids:
+            continue
+        if policy.kind == SlaPolicy.Kind.SLA:
+            if has_sla:
+                continue
+            has_sla = True
+        chosen.append(policy)
+    return chosen
+
+
+def _lock_open_clocks(ticket_id: int, **filters: Any) -> list[Clock]:
+    return list(
+        Clock.objects.select_for_update(of=("self",))
+        .select_related("target__policy")
+        .filter(ticket_id=ticket_id, state__in=Clock.OPEN_STATES, **filters)
+        .order_by("pk")
+    )
+
+
+def _open_segment(clock: Clock) -> ClockSegment | None:
+    return clock.segments.filter(end__isnull=True).first()
+
+
+def _switch_segment(clock: Clock, kind: str, at: datetime) -> datetime:
+    """Close the open segment at `at` (never before its start) and open a `kind` one there; returns the instant."""
+    current = _open_segment(clock)
+    if current is not None:
+        at = max(at, current.start)
+        current.end = at
+        current.save(update_fields=["end"])
+    ClockSegment.objects.create(clock=clock, kind=kind, start=at)
+    return at
+
+
+def clocks_start(*, ticket: Ticket, at: datetime) -> list[Clock]:
+    """Open one running clock per target of every matching policy (idempotent: a target that already has a clock on
+    this ticket, in any state, is skipped). A ticket no policy matches gets none."""
+    policies = matching_policies(ticket)
+    if not policies:
+        return []
+    existing = set(Clock.objects.filter(ticket=ticket).values_list("target_id", "team_id"))
+    calendars = _Calendars()
+    opened = []
+    for policy in policies:
+        team_id = policy.team_id if policy.kind == SlaPolicy.Kind.OLA else None
+        for target in policy.targets.all():
+            if (target.pk, team_id) in existing:
+                continue
+            target_seconds = target.seconds_for(ticket.priority)
+            calendar = calendars.get(policy.calendar_id)
+            clock = Clock.objects.create(
+                ticket=ticket,
+                target=target,
+                team_id=team_id,
+                state=Clock.State.RUNNING,
+                started_at=at,
+                target_seconds=target_seconds,
+                next_deadline_at=calendar.due_at(at, target_seconds),
+            )
+            ClockSegment.objects.create(clock=clock, kind=ClockSegment.Kind.RUNNING, start=at)
+            ClockEvent.objects.create(
+                clock=clock,
+                kind=ClockEvent.Kind.STARTED,
+                at=at,
+                data={"policy_id": policy.pk, "target_seconds": target_seconds, "priority": ticket.priority},
+            )
+            opened.append(clock)
+    return opened
+
+
+def _pause(clock: Clock, at: datetime, state_name: str) -> None:
+    if clock.state != Clock.State.RUNNING:
+        return
+    at = _switch_segment(clock, ClockSegment.Kind.PAUSED, at)
+    clock.state = Clock.State.PAUSED
+    clock.next_deadline_at = None
+    clock.save(update_fields=["state", "next_deadline_at"])
+    ClockEvent.objects.create(clock=clock, kind=ClockEvent.Kind.PAUSED, at=at, data={"state": state_name})
+
+
+def _resume(clock: Clock, at: datetime, state_name: str, calendars: _Calendars) -> None:
+    if clock.state != Clock.State.PAUSED:
+        return
+    at = _switch_segment(clock, ClockSegment.Kind.RUNNING, at)
+    clock.state = Clock.State.RUNNING
+    clock.next_deadline_at = _figures(clock, calendars, at).due_at
+    clock.save(update_fields=["state", "next_deadline_at"])
+    ClockEvent.objects.create(clock=clock, kind=ClockEvent.Kind.RESUMED, at=at, data={"state": state_name})
+
+
+def _finish(clock: Clock, at: datetime, calendars: _Calendars, *, ticket: Ticket, cancel: bool = False) -> None:
+    """Close the clock at `at`: `cancelled` (no outcome), or `met` / `breached` by the business seconds it ran
+    (met when elapsed <= target) with its `ClockOutcome`. A breach is recorded at the instant the target was
+    reached, once (`ClockEvent(breached, threshold=100)` may already exist from a timer)."""
+    current = _open_segment(clock)
+    if current is not None:
+        at = max(at, current.start)
+        current.end = at
+        current.save(update_fields=["end"])
+    clock.next_deadline_at = None
+    clock.finished_at = at
+    if cancel:
+        clock.state = Clock.State.CANCELLED
+        clock.save(update_fields=["state", "next_deadline_at", "finished_at"])
+        ClockEvent.objects.create(clock=clock, kind=ClockEvent.Kind.CANCELLED, at=at)
+        return
+    figures = _figures(clock, calendars, at)
+    met = figures.elapsed <= clock.target_seconds
+    data = {"elapsed": figures.elapsed, "paused": figures.paused, "target_seconds": clock.target_seconds}
+    if met:
+        clock.state = Clock.State.MET
+        ClockEvent.objects.create(clock=clock, kind=ClockEvent.Kind.MET, at=at, data=data)
+    else:
+        clock.state = Clock.State.BREACHED
+        clock.breached_at = clock.breached_at or figures.due_at
+        if not ClockEvent.objects.filter(clock=clock, kind=ClockEvent.Kind.BREACHED, threshold=100).exists():
+            ClockEvent.objects.create(
+                clock=clock, kind=ClockEvent.Kind.BREACHED, at=clock.breached_at or at, threshold=100, data=data
+            )
+    clock.save(update_fields=["state", "next_deadline_at", "finished_at", "breached_at"])
+    ClockOutcome.objects.create(
+        clock=clock,
+        met=met,
+        business_seconds_used=figures.elapsed,
+        target_seconds=clock.target_seconds,
+        team_id=clock.team_id if clock.team_id is not None else ticket.team_id,
+        priority=ticket.priority,
+        category_id=ticket.category_id,
+        policy_id=clock.target.policy_id,
+        finished_at=at,
+    )
+
+
+def on_ticket_created(event: ticket_events.TicketCreated) -> None:
+    ticket = Ticket.objects.get(pk=event.ticket_id)
+    clocks_start(ticket=ticket, at=event.at)
+
+
+def on_status_changed(event: ticket_events.StatusChanged) -> None:
+    """Pause, resume or finish the ticket's open clocks (see docs/sla.md "Clocks")."""
+    clocks = _lock_open_clocks(event.ticket_id)
+    if not clocks:
+        return
+    ticket = Ticket.objects.get(pk=event.ticket_id)
+    calendars = _Calendars()
+    to_state = event.to_state
+    for clock in clocks:
+        if to_state in FINAL_STATES:
+            _finish(clock, event.at, calendars, ticket=ticket, cancel=True)
+        elif to_state == TicketState.RESOLVED:
+            _finish(clock, event.at, calendars, ticket=ticket)
+        elif to_state in clock.target.pause_states:
+            _pause(clock, event.at, to_state)
+        else:
+            _resume(clock, event.at, to_state, calendars)
+
+
+def on_public_reply(event: ticket_events.PublicReplyAdded) -> None:
+    """An agent's public reply stops the first-response clocks; a requester's reply does not."""
+    if not event.by_agent:
+        return
+    clocks = _lock_open_clocks(event.ticket_id, target__metric=SlaTarget.Metric.FIRST_RESPONSE)
+    if not clocks:
+        return
+    ticket = Ticket.objects.get(pk=event.ticket_id)
+    calendars = _Calendars()
+    for clock in clocks:
+        _finish(clock, event.at, calendars, ticket=ticket)
+
+
+def register_subscribers() -> None:
+    """Called from `SlaConfig.ready()`."""
+    subscribe(ticket_events.TicketCreated, on_ticket_created)
+    subscribe(ticket_events.StatusChanged, on_status_changed)
+    subscribe(ticket_events.PublicReplyAdded, on_public_reply)
