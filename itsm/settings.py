@@ -101,15 +101,25 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"sla.fire_*": {"queue": "timers"}, "reports.*": {"queue": "reports"}}
+CELERY_TASK_ROUTES = {
+    "sla.fire_*": {"queue": "timers"},
+    "sla.reconcile": {"queue": "timers"},
+    "reports.*": {"queue": "reports"},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # With acks_late, a task the broker has not seen acknowledged within this window is delivered again; timers with an
 # eta further out than this would be re-delivered early, which is why the SLA engine only schedules a short horizon.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 # Publishing gives up quickly when the broker is down instead of hanging a web request (see itsm/queue.py).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # Re-plans the SLA timers from Postgres: a lost eta message costs at most one period (DESIGN.md §3 step 4).
+    "sla-reconcile": {"task": "sla.reconcile", "schedule": 30.0, "options": {"queue": "timers", "expires": 25}},
+}
 CELERY_TIMEZONE = "UTC"
+# SLA deadlines this close get a Celery task with an eta; later ones wait for the reconciler to bring them in range.
+# Keep it well under the broker's visibility timeout, or Redis re-delivers eta tasks early.
+SLA_TIMER_HORIZON_SECONDS = env_int("SLA_TIMER_HORIZON_SECONDS", 120)
 
 # --- Auth ------------------------------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "security.User"

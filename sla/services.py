@@ -2,16 +2,20 @@
 (bottom of the module; docs/sla.md "Clocks"). Every calendar write is audited (`security.audit.audit_record`) as the
 last step of its own transaction; only administrators (or the system, `actor=None`) may change calendars."""
 
+import logging
 from collections.abc import Sequence
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from itsm.errors import PermissionDenied, ValidationFailed
 from itsm.events import subscribe
+from itsm.queue import enqueue_on_commit
 from security import permissions
 from security.audit import audit_record, snapshot
 from security.models import User
@@ -32,6 +36,8 @@ from sla.selectors import business_calendar_for
 from tickets import events as ticket_events
 from tickets.models import Ticket
 from tickets.state import FINAL_STATES, TicketState
+
+logger = logging.getLogger(__name__)
 
 CALENDAR_AUDIT_FIELDS = ("name", "time_zone", "is_24x7", "holiday_country", "holiday_subdivision")
 WORKING_RANGE_AUDIT_FIELDS = ("calendar", "weekday", "start_time", "end_time")
@@ -246,7 +252,6 @@ def clocks_start(*, ticket: Ticket, at: datetime) -> list[Clock]:
             if (target.pk, team_id) in existing:
                 continue
             target_seconds = target.seconds_for(ticket.priority)
-            calendar = calendars.get(policy.calendar_id)
             clock = Clock.objects.create(
                 ticket=ticket,
                 target=target,
@@ -254,9 +259,11 @@ def clocks_start(*, ticket: Ticket, at: datetime) -> list[Clock]:
                 state=Clock.State.RUNNING,
                 started_at=at,
                 target_seconds=target_seconds,
-                next_deadline_at=calendar.due_at(at, target_seconds),
             )
             ClockSegment.objects.create(clock=clock, kind=ClockSegment.Kind.RUNNING, start=at)
+            clock.next_deadline_at = _next_deadline(clock, calendars, at)
+            clock.save(update_fields=["next_deadline_at"])
+            _plan_timer(clock)
             ClockEvent.objects.create(
                 clock=clock,
                 kind=ClockEvent.Kind.STARTED,
@@ -282,8 +289,9 @@ def _resume(clock: Clock, at: datetime, state_name: str, calendars: _Calendars) 
         return
     at = _switch_segment(clock, ClockSegment.Kind.RUNNING, at)
     clock.state = Clock.State.RUNNING
-    clock.next_deadline_at = _figures(clock, calendars, at).due_at
+    clock.next_deadline_at = _next_deadline(clock, calendars, at)
     clock.save(update_fields=["state", "next_deadline_at"])
+    _plan_timer(clock)
     ClockEvent.objects.create(clock=clock, kind=ClockEvent.Kind.RESUMED, at=at, data={"state": state_name})
 
 
@@ -372,3 +380,141 @@ def register_subscribers() -> None:
     subscribe(ticket_events.TicketCreated, on_ticket_created)
     subscribe(ticket_events.StatusChanged, on_status_changed)
     subscribe(ticket_events.PublicReplyAdded, on_public_reply)
+
+
+# --- timers (issue 5, DESIGN.md §3 step 4): warnings and breaches fired at their instant -----------------------------
+#
+# `next_deadline_at` is the earliest threshold (a warning at each `warning_percents` of the target, the breach at
+# 100 %) that has no `ClockEvent` yet, while the clock runs; None otherwise. Whenever it is (re)computed and falls
+# inside the horizon, an eta task is sent after commit; the reconciler (`clocks_reconcile`, celery-beat) re-plans
+# whatever a lost message missed. Firing locks the clock row and checks the ledger, so a duplicate message is a no-op.
+
+RECONCILE_BATCH_SIZE = 500
+
+
+def timer_horizon() -> timedelta:
+    return timedelta(seconds=settings.SLA_TIMER_HORIZON_SECONDS)
+
+
+def _thresholds(clock: Clock) -> list[tuple[str, int, int]]:
+    """`(kind, percent, business seconds)` of every threshold of `clock`: the warnings (rounded up to the second, so
+    a warning never fires before its percentage is reached), then the breach."""
+    target = clock.target_seconds
+    warnings = [
+        (ClockEvent.Kind.WARNED.value, percent, -(-target * percent // 100))
+        for percent in sorted(clock.target.warning_percents)
+    ]
+    return [*warnings, (ClockEvent.Kind.BREACHED.value, 100, target)]
+
+
+def _fired_thresholds(clock: Clock) -> set[tuple[str, int]]:
+    rows = ClockEvent.objects.filter(clock=clock, kind__in=(ClockEvent.Kind.WARNED, ClockEvent.Kind.BREACHED))
+    return {(kind, threshold) for kind, threshold in rows.values_list("kind", "threshold") if threshold is not None}
+
+
+def _threshold_instants(
+    clock: Clock, calendars: _Calendars, now: datetime
+) -> list[tuple[str, int, int, datetime | None]]:
+    """Every threshold with the instant the ledger reaches it (None when it has not and the clock is not running)."""
+    ledger = _ledger(clock)
+    calendar = calendars.get(clock.target.policy.calendar_id)
+    return [
+        (kind, percent, seconds, clock_state.figures(ledger, calendar, target_seconds=seconds, now=now).due_at)
+        for kind, percent, seconds in _thresholds(clock)
+    ]
+
+
+def _next_deadline(clock: Clock, calendars: _Calendars, now: datetime) -> datetime | None:
+    if clock.state != Clock.State.RUNNING:
+        return None
+    fired = _fired_thresholds(clock)
+    instants = [
+        instant
+        for kind, percent, _seconds, instant in _threshold_instants(clock, calendars, now)
+        if instant is not None and (kind, percent) not in fired
+    ]
+    return min(instants, default=None)
+
+
+def _plan_timer(clock: Clock, now: datetime | None = None) -> None:
+    """Send `sla.fire_due_clock` with `eta=next_deadline_at` after commit when the deadline is inside the horizon
+    (overdue included: the eta is then in the past and the task runs at once)."""
+    deadline = clock.next_deadline_at
+    if clock.state != Clock.State.RUNNING or deadline is None:
+        return
+    if deadline > (now or timezone.now()) + timer_horizon():
+        return
+    from sla.tasks import fire_due_clock_task  # the tasks module imports this one
+
+    enqueue_on_commit(fire_due_clock_task, clock.pk, eta=deadline)
+
+
+@transaction.atomic
+def clock_fire_due(*, clock_id: int, now: datetime | None = None) -> list[str]:
+    """Fire every threshold of a running clock whose instant is at or before `now` and that has not fired yet:
+    `ClockEvent(warned, threshold=p)` at the warning's instant, `ClockEvent(breached, threshold=100)` at the breach
+    instant with `breached_at` set to it. The clock keeps running (it still stops met/breached at resolution, and
+    `_finish` does not write the breach twice). Recomputes `next_deadline_at` and plans its timer. Returns what fired,
+    as `"warned:50"` / `"breached:100"`; a gone, paused or finished clock fires nothing."""
+    now = now or timezone.now()
+    clock = Clock.objects.select_for_update(of=("self",)).select_related("target__policy").filter(pk=clock_id).first()
+    if clock is None or clock.state != Clock.State.RUNNING:
+        return []
+    calendars = _Calendars()
+    fired = _fired_thresholds(clock)
+    written: list[str] = []
+    update_fields = ["next_deadline_at"]
+    for kind, percent, seconds, instant in _threshold_instants(clock, calendars, now):
+        if instant is None or instant > now or (kind, percent) in fired:
+            continue
+        ClockEvent.objects.create(
+            clock=clock,
+            kind=kind,
+            at=instant,
+            threshold=percent,
+            data={"business_seconds": seconds, "target_seconds": clock.target_seconds},
+        )
+        if kind == ClockEvent.Kind.BREACHED:
+            clock.breached_at = instant
+            update_fields.append("breached_at")
+        written.append(f"{kind}:{percent}")
+    clock.next_deadline_at = _next_deadline(clock, calendars, now)
+    clock.save(update_fields=update_fields)
+    _plan_timer(clock, now)
+    if written:
+        logger.info("sla.clock_fired", extra={"clock_id": clock.pk, "fired": written})
+    return written
+
+
+def clocks_reconcile(*, now: datetime | None = None, batch_size: int = RECONCILE_BATCH_SIZE) -> dict[str, int]:
+    """Re-plan the timers from Postgres (celery-beat, DESIGN.md §3 step 4): running clocks whose `next_deadline_at`
+    is at or before `now + horizon`, in batches in deadline order (the partial index). Overdue ones are fired here,
+    each in its own transaction; the others get an eta task. Safe to re-run: firing is idempotent and a duplicate
+    eta task is a no-op. Returns counts: clocks that `fired` something, eta tasks `planned`, firings that `failed`."""
+    now = now or timezone.now()
+    limit = now + timer_horizon()
+    counts = {"fired": 0, "planned": 0, "failed": 0}
+    after: tuple[datetime, int] | None = None
+    while True:
+        rows = Clock.objects.filter(state=Clock.State.RUNNING, next_deadline_at__lte=limit)
+        if after is not None:
+            rows = rows.filter(Q(next_deadline_at__gt=after[0]) | Q(next_deadline_at=after[0], pk__gt=after[1]))
+        page = rows.order_by("next_deadline_at", "pk").values_list("next_deadline_at", "pk")[:batch_size]
+        batch = [(deadline, clock_id) for deadline, clock_id in page if deadline is not None]
+        for deadline, clock_id in batch:
+            if deadline <= now:
+                try:
+                    fired = clock_fire_due(clock_id=clock_id, now=now)
+                except Exception:  # one broken clock (e.g. a calendar without hours) must not stop the others
+                    logger.exception("sla.reconcile_fire_failed", extra={"clock_id": clock_id})
+                    counts["failed"] += 1
+                else:
+                    counts["fired"] += bool(fired)
+            else:
+                from sla.tasks import fire_due_clock_task
+
+                enqueue_on_commit(fire_due_clock_task, clock_id, eta=deadline)
+                counts["planned"] += 1
+        if len(batch) < batch_size:
+            return counts
+        after = batch[-1]

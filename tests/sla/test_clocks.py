@@ -172,18 +172,18 @@ def test_created_ticket_opens_one_clock_per_target_of_each_matching_policy(desk,
         Clock.State.RUNNING,
         MONDAY_10,
         HOUR,
-        at(1),
+        at(0.5),  # the first timer threshold: the 50 % warning
     )
     assert segments(first) == [(RUNNING, MONDAY_10, None)]
     assert event_kinds(first) == ["started"]
-    assert clock(ticket, RESOLUTION, target__policy=ola).next_deadline_at == at(2)
+    assert clock(ticket, RESOLUTION, target__policy=ola).next_deadline_at == at(1)
 
 
 def test_pause_and_resume_keep_exact_paused_seconds_and_push_the_deadline(desk, clock_time) -> None:  # type: ignore[no-untyped-def]
     make_policy()
     ticket = desk.ticket()
     resolution = clock(ticket, RESOLUTION)
-    assert resolution.next_deadline_at == at(4)
+    assert resolution.next_deadline_at == at(2)  # the 50 % warning of 4 h
     clock_time.move_to(at(1))
     ticket_services.ticket_transition(
         actor=desk.agent, ticket=ticket, to_state="pending", pending_reason="awaiting_vendor"
@@ -195,11 +195,12 @@ def test_pause_and_resume_keep_exact_paused_seconds_and_push_the_deadline(desk, 
     ticket_services.ticket_transition(actor=desk.agent, ticket=ticket, to_state="in_progress")
     resolution.refresh_from_db()
     assert resolution.state == Clock.State.RUNNING
-    assert resolution.next_deadline_at == at(4) + (resumed - at(1))
+    assert resolution.next_deadline_at == at(2) + (resumed - at(1))
     assert segments(resolution) == [(RUNNING, MONDAY_10, at(1)), (PAUSED, at(1), resumed), (RUNNING, resumed, None)]
     assert event_kinds(resolution) == ["started", "paused", "resumed"]
-    # the first-response clock had used its whole hour when paused: its due instant stays where it was reached
-    assert clock(ticket, FIRST).next_deadline_at == at(1)
+    # the first-response clock had used its whole hour when paused and no timer fired here: its earliest unfired
+    # threshold (the 50 % warning) stays where it was reached, overdue, so the reconciler fires it at once
+    assert clock(ticket, FIRST).next_deadline_at == at(0.5)
 
 
 def test_office_hours_pause_pushes_the_deadline_by_the_paused_business_time(desk) -> None:  # type: ignore[no-untyped-def]
@@ -210,14 +211,14 @@ def test_office_hours_pause_pushes_the_deadline_by_the_paused_business_time(desk
     monday_16 = datetime(2026, 3, 2, 16, 0, tzinfo=UTC)
     with time_machine.travel(monday_16, tick=False) as traveller:
         ticket = desk.ticket()
-        assert clock(ticket, RESOLUTION).next_deadline_at == datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
+        assert clock(ticket, RESOLUTION).next_deadline_at == datetime(2026, 3, 2, 17, 0, tzinfo=UTC)  # 50 %
         traveller.move_to(monday_16 + timedelta(minutes=30))
         ticket_services.ticket_transition(
             actor=desk.agent, ticket=ticket, to_state="pending", pending_reason="awaiting_vendor"
         )
         traveller.move_to(datetime(2026, 3, 3, 9, 15, tzinfo=UTC))
         ticket_services.ticket_transition(actor=desk.agent, ticket=ticket, to_state="in_progress")
-    assert clock(ticket, RESOLUTION).next_deadline_at == datetime(2026, 3, 3, 10, 45, tzinfo=UTC)
+    assert clock(ticket, RESOLUTION).next_deadline_at == datetime(2026, 3, 3, 9, 45, tzinfo=UTC)
 
 
 def test_agent_public_reply_stops_first_response_but_requester_reply_and_note_do_not(desk, clock_time) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,29 @@
+"""Celery entry points for the SLA timers (DESIGN.md §3 step 4, docs/sla.md "Timers"): ids in, one service call.
+
+`sla.fire_due_clock` is routed to the `timers` queue by `CELERY_TASK_ROUTES` ("sla.fire_*"); `sla.reconcile` runs
+from celery-beat (`CELERY_BEAT_SCHEDULE`) on the same queue. Both are idempotent, so a redelivered or duplicated
+message changes nothing."""
+
+from celery import shared_task
+from django.db import OperationalError
+
+from sla import services
+
+
+@shared_task(
+    name="sla.fire_due_clock",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_backoff_max=30,
+    max_retries=5,
+)
+def fire_due_clock_task(clock_id: int) -> list[str]:
+    """Fire the clock's thresholds that are due. A gone, paused or finished clock, or one already fired, is a no-op."""
+    return services.clock_fire_due(clock_id=clock_id)
+
+
+@shared_task(name="sla.reconcile", acks_late=True)
+def reconcile_task() -> dict[str, int]:
+    """Fire the overdue running clocks and send eta tasks for those due within the horizon (celery-beat, 30 s)."""
+    return services.clocks_reconcile()
