@@ -9,12 +9,23 @@ from django.contrib import admin
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 
-from security.admin import AuditedAdmin, admin_actor
+from security.admin import AuditedAdmin, ReadOnlyAdminMixin, admin_actor
 from security.audit import audit_record, snapshot
 from sla import selectors
 from sla.calendar import NoWorkingTime, format_duration, parse_duration
-from sla.models import Calendar, Holiday, WorkingRange
+from sla.models import (
+    Calendar,
+    Clock,
+    ClockEvent,
+    ClockOutcome,
+    ClockSegment,
+    Holiday,
+    SlaPolicy,
+    SlaTarget,
+    WorkingRange,
+)
 from sla.services import CALENDAR_AUDIT_FIELDS, HOLIDAY_AUDIT_FIELDS, WORKING_RANGE_AUDIT_FIELDS
+from tickets.admin import ConfidentialScopedAdmin
 
 
 class WorkingRangeInline(admin.TabularInline):
@@ -119,3 +130,68 @@ class CalendarAdmin(AuditedAdmin):
             "due_utc": due.astimezone(UTC),
         }
         return context
+
+
+# --- policies (audited) and the clock ledger (read-only) -------------------------------------------------------------
+
+SLA_POLICY_AUDIT_FIELDS = ("name", "kind", "is_active", "precedence", "ticket_types", "priorities", "team", "calendar")
+SLA_TARGET_AUDIT_FIELDS = (
+    "policy",
+    "metric",
+    "p1_seconds",
+    "p2_seconds",
+    "p3_seconds",
+    "p4_seconds",
+    "pause_states",
+    "warning_percents",
+)
+
+
+class SlaTargetInline(admin.TabularInline):
+    model = SlaTarget
+    extra = 0
+
+
+@admin.register(SlaPolicy)
+class SlaPolicyAdmin(AuditedAdmin):
+    audit_fields = SLA_POLICY_AUDIT_FIELDS
+    inline_audit_fields: ClassVar[dict[type[Model], tuple[str, ...]]] = {SlaTarget: SLA_TARGET_AUDIT_FIELDS}
+    list_display = ("name", "kind", "is_active", "precedence", "team", "calendar", "created_at")
+    list_filter = ("kind", "is_active")
+    list_select_related = ("team", "calendar")
+    search_fields = ("name",)
+    filter_horizontal = ("categories",)
+    readonly_fields = ("created_at",)
+    inlines = (SlaTargetInline,)
+
+
+class ClockSegmentInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = ClockSegment
+    extra = 0
+    fields = ("kind", "start", "end")
+    readonly_fields = fields
+
+
+class ClockEventInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = ClockEvent
+    extra = 0
+    fields = ("kind", "at", "threshold", "data")
+    readonly_fields = fields
+
+
+@admin.register(Clock)
+class ClockAdmin(ConfidentialScopedAdmin):
+    list_display = ("id", "ticket", "target", "team", "state", "started_at", "next_deadline_at", "breached_at")
+    list_filter = ("state",)
+    list_select_related = ("ticket", "target__policy", "team")
+    raw_id_fields = ("ticket", "target", "team")
+    inlines = (ClockSegmentInline, ClockEventInline)
+
+
+@admin.register(ClockOutcome)
+class ClockOutcomeAdmin(ConfidentialScopedAdmin):
+    ticket_path = "clock__ticket__"
+    list_display = ("id", "clock", "met", "business_seconds_used", "target_seconds", "policy", "team", "finished_at")
+    list_filter = ("met",)
+    list_select_related = ("clock", "policy", "team")
+    raw_id_fields = ("clock", "team", "category", "policy")

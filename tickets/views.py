@@ -28,6 +28,7 @@ from itsm.errors import DomainError, NotFound, PermissionDenied
 from itsm.forms import form_add_domain_error
 from security import permissions
 from security.models import User
+from sla import selectors as sla_selectors
 from tickets import selectors, services
 from tickets.forms import (
     AssignForm,
@@ -352,6 +353,8 @@ def _render_desk_ticket(
         attachments = list(selectors.attachments_for(user=user, ticket=ticket))
         context["timeline"] = _timeline(events, attachments, selectors.timeline_names(events=events))
         context["attachments"] = attachments
+    if part == "page":
+        context["sla_clocks"] = sla_selectors.clocks_for_ticket(user=user, ticket=ticket, now=timezone.now())
     template = {
         "page": "tickets/desk_ticket.html",
         "header": "tickets/ticket/_header.html",

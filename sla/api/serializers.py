@@ -1,7 +1,7 @@
 """Input and output serializers of the calendar endpoints."""
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from rest_framework import serializers
@@ -62,3 +62,32 @@ class DueSerializer(serializers.Serializer):
 
 class BusinessSecondsSerializer(serializers.Serializer):
     seconds = serializers.IntegerField()
+
+
+class ClockSegmentSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    start = serializers.DateTimeField(default_timezone=UTC)
+    end = serializers.DateTimeField(default_timezone=UTC, allow_null=True)
+    business_seconds = serializers.IntegerField()
+
+
+class TicketClockSerializer(serializers.Serializer):
+    """One clock of `sla.selectors.clocks_for_ticket`; instants in UTC, durations in business seconds."""
+
+    policy = serializers.CharField()
+    kind = serializers.CharField()
+    team = serializers.CharField(allow_null=True)
+    metric = serializers.CharField()
+    state = serializers.CharField()
+    clock_state = serializers.CharField()
+    started_at = serializers.DateTimeField(default_timezone=UTC)
+    due_at = serializers.DateTimeField(default_timezone=UTC, allow_null=True)
+    target_business_seconds = serializers.IntegerField(source="target_seconds")
+    elapsed_business_seconds = serializers.IntegerField(source="elapsed_seconds")
+    remaining_business_seconds = serializers.IntegerField(source="remaining_seconds")
+    paused_seconds = serializers.IntegerField()
+    breached_at = serializers.DateTimeField(default_timezone=UTC, allow_null=True)
+    met_at = serializers.DateTimeField(default_timezone=UTC, allow_null=True)
+    finished_at = serializers.DateTimeField(default_timezone=UTC, allow_null=True)
+    time_zone = serializers.CharField()
+    segments = ClockSegmentSerializer(many=True)

@@ -11,4 +11,5 @@ urlpatterns = [
         views.CalendarBusinessSecondsView.as_view(),
         name="calendar-business-seconds",
     ),
+    path("tickets/<str:number>/sla/", views.TicketSlaView.as_view(), name="ticket-sla"),
 ]

@@ -3,12 +3,14 @@
 from datetime import UTC
 from typing import Any
 
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from itsm.errors import ValidationFailed
+from itsm.errors import NotFound, ValidationFailed
+from security import permissions
 from security.models import User
 from sla import selectors
 from sla.api.serializers import (
@@ -16,8 +18,10 @@ from sla.api.serializers import (
     BusinessSecondsSerializer,
     DueQuerySerializer,
     DueSerializer,
+    TicketClockSerializer,
 )
 from sla.calendar import BusinessCalendar, NoWorkingTime
+from tickets import selectors as ticket_selectors
 
 
 class CalendarMathsView(APIView):
@@ -58,3 +62,19 @@ class CalendarBusinessSecondsView(CalendarMathsView):
     def answer(self, business: BusinessCalendar, query: dict[str, Any]) -> Any:
         seconds = business.business_seconds(query["start"], query["end"])
         return BusinessSecondsSerializer({"seconds": seconds}).data
+
+
+class TicketSlaView(APIView):
+    """`GET /api/v1/tickets/{number}/sla/` → `{"clocks": [...]}`: the ticket's clocks for people who see its internals.
+
+    A ticket the caller cannot see is the same 404 as a missing one; a visible ticket whose internals the caller may
+    not see (its requester) is a 404 too, since the SLA figures are internal."""
+
+    def get(self, request: Request, number: str) -> Response:
+        user = request.user
+        assert isinstance(user, User)  # noqa: S101 - IsAuthenticated ran first
+        ticket = ticket_selectors.ticket_get(user=user, number=number)
+        if not permissions.can_view_internal(user, ticket):
+            raise NotFound("No such ticket.")
+        clocks = selectors.clocks_for_ticket(user=user, ticket=ticket, now=timezone.now())
+        return Response({"ticket": ticket.number, "clocks": TicketClockSerializer(clocks, many=True).data})

@@ -221,3 +221,32 @@
     if (handled) event.preventDefault();
   });
 })();
+
+// SLA countdown: running clocks inside working hours (data-ticks="true") count their remaining business time down
+// every second; paused and finished clocks, and clocks outside working hours, stay as the server rendered them.
+(() => {
+  "use strict";
+
+  function short(seconds) {
+    const s = Math.abs(seconds);
+    if (s < 60) return `${s} s`;
+    const days = Math.floor(s / 86400);
+    const hours = Math.floor((s % 86400) / 3600);
+    const minutes = Math.floor((s % 3600) / 60);
+    const parts = days ? [`${days} d`] : [];
+    if (hours) parts.push(`${hours} h`);
+    if (minutes && !days) parts.push(`${minutes} m`);
+    return parts.join(" ") || "0 s";
+  }
+
+  const clocks = Array.from(document.querySelectorAll('.sla-clock[data-ticks="true"][data-remaining-seconds]'));
+  if (clocks.length === 0) return;
+  window.setInterval(() => {
+    for (const clock of clocks) {
+      const remaining = Number(clock.dataset.remainingSeconds) - 1;
+      clock.dataset.remainingSeconds = String(remaining);
+      const text = clock.querySelector(".sla-remaining");
+      if (text) text.textContent = remaining > 0 ? `${short(remaining)} left` : `overdue by ${short(remaining)}`;
+    }
+  }, 1000);
+})();
