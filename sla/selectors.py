@@ -12,7 +12,7 @@ from itsm.errors import NotFound
 from security import permissions
 from security.models import User
 from sla.calendar import BusinessCalendar, CountryHolidays, WeeklyRange
-from sla.models import Calendar, Clock, ClockSegment
+from sla.models import Calendar, Clock, ClockSegment, SlaPolicy
 from sla.state import Segment, figures
 from tickets.models import Ticket
 
@@ -33,6 +33,10 @@ def calendar_get(*, user: User, pk: int) -> Calendar:
     if calendar is None:
         raise NotFound("No such calendar.")
     return calendar
+
+
+def policy_names() -> list[str]:
+    return list(SlaPolicy.objects.order_by("name").values_list("name", flat=True))
 
 
 def business_calendar_for(calendar: Calendar) -> BusinessCalendar:

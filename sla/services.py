@@ -18,7 +18,7 @@ from itsm.events import subscribe
 from itsm.queue import enqueue_on_commit
 from security import permissions
 from security.audit import audit_record, snapshot
-from security.models import User
+from security.models import Team, User
 from sla import state as clock_state
 from sla.calendar import BusinessCalendar
 from sla.models import (
@@ -50,7 +50,7 @@ def _require_admin(actor: User | None) -> None:
         raise PermissionDenied("Only administrators may change calendars.")
 
 
-def _clean(obj: Calendar | WorkingRange | Holiday, message: str, **kwargs: Any) -> None:
+def _clean(obj: Calendar | WorkingRange | Holiday | SlaPolicy | SlaTarget, message: str, **kwargs: Any) -> None:
     try:
         obj.full_clean(**kwargs)
     except ValidationError as exc:
@@ -98,6 +98,41 @@ def calendar_create(
     _add_children(calendar, ranges, holidays)
     audit_record(actor=actor, action="calendar.create", obj=calendar, after=_calendar_snapshot(calendar))
     return calendar
+
+
+POLICY_AUDIT_FIELDS = ("name", "kind", "is_active", "precedence", "ticket_types", "priorities", "team", "calendar")
+
+
+@transaction.atomic
+def policy_create(
+    *,
+    actor: User | None,
+    name: str,
+    calendar: Calendar,
+    targets: Sequence[tuple[str, tuple[int, int, int, int]]],
+    kind: str = SlaPolicy.Kind.SLA,
+    precedence: int = 100,
+    ticket_types: Sequence[str] = (),
+    priorities: Sequence[int] = (),
+    team: Team | None = None,
+) -> SlaPolicy:
+    """Create a policy with its targets `(metric, (p1, p2, p3, p4) seconds)`. Admin-only (or the system); validated
+    with `full_clean`, audited as one `sla_policy.create` row. Clocks open for tickets created from now on."""
+    _require_admin(actor)
+    policy = SlaPolicy(
+        name=name.strip(), kind=kind, precedence=precedence, ticket_types=list(ticket_types),
+        priorities=list(priorities), team=team, calendar=calendar,
+    )  # fmt: skip
+    _clean(policy, "The policy is not valid.")
+    policy.save(force_insert=True)
+    for metric, (p1, p2, p3, p4) in targets:
+        target = SlaTarget(policy=policy, metric=metric, p1_seconds=p1, p2_seconds=p2, p3_seconds=p3, p4_seconds=p4)
+        _clean(target, "The target is not valid.", exclude=["policy"])
+        target.save(force_insert=True)
+    after = snapshot(policy, POLICY_AUDIT_FIELDS)
+    after["targets"] = [[metric, list(seconds)] for metric, seconds in targets]
+    audit_record(actor=actor, action="sla_policy.create", obj=policy, after=after)
+    return policy
 
 
 def _add_children(

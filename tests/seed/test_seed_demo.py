@@ -214,3 +214,22 @@ def test_seed_demo_adopts_an_existing_partial_directory(tmp_path):
     assert "Seeded demo data" in output
     assert (User.objects.count(), Team.objects.count()) == (users, teams)
     assert Ticket.objects.count() == 10
+
+
+def test_seed_demo_puts_tickets_under_sla_clocks(tmp_path):
+    from sla.models import Clock, ClockOutcome, SlaPolicy
+
+    # when
+    seed(tmp_path, "--tickets", "60")
+
+    # then every ticket has an SLA clock per target, and the finished ones left outcomes behind
+    assert sorted(SlaPolicy.objects.values_list("name", flat=True)) == [
+        "Incidents",
+        "Service desk L1 OLA",
+        "Service requests",
+    ]
+    assert set(Clock.objects.values_list("ticket_id", flat=True)) == set(Ticket.objects.values_list("id", flat=True))
+    assert Clock.objects.filter(target__metric="first_response").count() >= 60
+    assert ClockOutcome.objects.filter(met=True).exists()
+    assert ClockOutcome.objects.filter(met=False).exists()
+    assert not Clock.objects.filter(ticket__state__in=["closed", "cancelled"], state__in=["running", "paused"]).exists()

@@ -23,6 +23,7 @@ import sys
 import time
 from collections import Counter
 from datetime import datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -36,6 +37,8 @@ from tqdm import tqdm
 from itsm import queue
 from itsm.logs import quiet_loggers
 from security.models import Team, User
+from sla import selectors as sla_selectors
+from sla import services as sla_services
 from tickets import demo, services
 from tickets.models import Comment, Ticket, TicketEvent
 from tickets.state import TicketState
@@ -53,6 +56,44 @@ class SettableClock:
 
     def now(self) -> datetime:
         return self.instant
+
+
+HOUR = 3600
+
+
+def demo_slas_ensure(directory: demo.Directory) -> None:
+    """Office hours in London and three policies, so demo tickets carry real SLA clocks (created before the
+    tickets; a database that already has them keeps them)."""
+    if sla_selectors.policy_names():
+        return
+    office = sla_services.calendar_create(
+        actor=None,
+        name="Office hours (London)",
+        time_zone="Europe/London",
+        holiday_country="GB",
+        holiday_subdivision="ENG",
+        ranges=[(weekday, clock_time(8), clock_time(18)) for weekday in range(5)],
+    )
+    sla_services.policy_create(
+        actor=None, name="Incidents", calendar=office, ticket_types=["incident"], precedence=10,
+        targets=[
+            ("first_response", (15 * 60, HOUR, 4 * HOUR, 8 * HOUR)),
+            ("resolution", (4 * HOUR, 8 * HOUR, 30 * HOUR, 50 * HOUR)),
+        ],
+    )  # fmt: skip
+    sla_services.policy_create(
+        actor=None, name="Service requests", calendar=office, ticket_types=["request"], precedence=20,
+        targets=[
+            ("first_response", (HOUR, 4 * HOUR, 8 * HOUR, 10 * HOUR)),
+            ("resolution", (10 * HOUR, 20 * HOUR, 50 * HOUR, 100 * HOUR)),
+        ],
+    )  # fmt: skip
+    service_desk = directory.teams.get("service-desk")
+    if service_desk is not None:
+        sla_services.policy_create(
+            actor=None, name="Service desk L1 OLA", kind="ola", team=service_desk, calendar=office,
+            targets=[("first_response", (10 * 60, 30 * 60, 2 * HOUR, 4 * HOUR))],
+        )  # fmt: skip
 
 
 def demo_already_seeded() -> bool:
@@ -219,6 +260,7 @@ class Command(BaseCommand):
             mock.patch("django.utils.timezone.now", new=clock.now),
         ):
             directory = demo.directory_ensure()
+            demo_slas_ensure(directory)
             runner = StoryRunner(directory)
             progress = tqdm(
                 agenda,
