@@ -124,12 +124,9 @@ def format_short_duration(seconds: int) -> str:
 
 
 def remaining_text(state: str, remaining: int) -> str:
-    if state == "paused":
-        return "paused"
-    if state == "cancelled":
-        return "cancelled"
-    if state == "met":
-        return "met"
+    # The state label already says paused / met / cancelled; only running clocks have time to tell.
+    if state in {"paused", "met", "cancelled"}:
+        return ""
     if remaining < 0 or (state == "breached" and remaining == 0):
         return f"overdue by {format_short_duration(remaining)}"
     return f"{format_short_duration(remaining)} left"
