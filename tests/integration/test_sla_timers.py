@@ -7,17 +7,12 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
-from celery import Celery
-from celery.contrib.testing.worker import start_worker
-from celery.signals import task_postrun
-from django.db import connections
 from django.utils import timezone
 
 from itsm import celery_app
-from itsm.env import redis_url_with_db
 from sla.models import Calendar, Clock, ClockEvent, SlaPolicy, SlaTarget
 from sla.tasks import reconcile_task
-from tests.integration.test_worker import BoundedWorkController, _reset_producers
+from tests.integration.celery_worker import broker_on, purge, worker_on
 
 pytestmark = pytest.mark.worker
 
@@ -28,48 +23,16 @@ TARGET_SECONDS = 3
 FIRE_TOLERANCE_SECONDS = 1.5
 
 
-def _purge(app: Celery) -> None:
-    with app.connection_for_write() as connection:
-        for queue in QUEUES:
-            connection.default_channel.queue_purge(queue)
-
-
-def _close_worker_connections(**kwargs: object) -> None:
-    connections.close_all()
-
-
 @pytest.fixture
 def broker(settings) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    url = redis_url_with_db(settings.REDIS_URL, BROKER_DB)
-    saved = {key: celery_app.conf[key] for key in ("broker_url", "worker_hijack_root_logger")}
-    celery_app.conf.broker_url = url
-    celery_app.conf.worker_hijack_root_logger = False
-    _reset_producers(celery_app)
-    _purge(celery_app)
-    try:
+    with broker_on(settings.REDIS_URL, BROKER_DB, QUEUES) as url:
         yield url
-    finally:
-        _purge(celery_app)
-        celery_app.conf.update(saved)
-        _reset_producers(celery_app)
 
 
 @pytest.fixture
 def timers_worker(broker: str) -> Iterator[None]:
-    task_postrun.connect(_close_worker_connections, weak=False)
-    try:
-        with start_worker(
-            celery_app,
-            pool="solo",
-            perform_ping_check=False,
-            queues=list(QUEUES),
-            shutdown_timeout=10,
-            loglevel="WARNING",
-            WorkController=BoundedWorkController,
-        ):
-            yield
-    finally:
-        task_postrun.disconnect(_close_worker_connections)
+    with worker_on(QUEUES):
+        yield
 
 
 def _three_second_policy() -> None:
@@ -134,7 +97,7 @@ def test_with_the_broker_flushed_the_reconciler_still_breaches_once(committed_db
     _three_second_policy()
     clock = Clock.objects.get(ticket=desk.ticket(title="Lost wake-up"))
     breach_at = clock.started_at.replace(microsecond=0) + timedelta(seconds=TARGET_SECONDS)
-    _purge(celery_app)
+    purge(celery_app, QUEUES)
 
     # when: past the instant, beat's reconciler runs (twice: a re-run finds nothing to do)
     _sleep_until(breach_at)

@@ -5,14 +5,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from celery import Celery
-from celery.contrib.testing.worker import TestWorkController, start_worker
-from celery.signals import task_postrun
 from django.core import mail
-from django.db import connections
 
-from itsm import celery_app
-from itsm.env import redis_url_with_db
+from tests.integration.celery_worker import broker_on, worker_on
 from tickets import services
 from tickets.tasks import notify_assignee_task
 
@@ -21,69 +16,20 @@ pytestmark = pytest.mark.worker
 # The broker gets its own Redis database here, so messages left by a development server or another run never reach
 # this worker and this test's messages never reach theirs.
 BROKER_DB = 2
+QUEUES = ("default",)
 EMAIL_TIMEOUT_SECONDS = 10
-WORKER_START_TIMEOUT_SECONDS = 20
-
-
-def _reset_producers(app: Celery) -> None:
-    """Forget the app's pooled broker connections, so the next publish connects to the current `broker_url`. (The
-    pools themselves live on in kombu's registry, keyed by URL, and are reused by the next test on the same URL.)"""
-    # What Celery itself resets after a fork (`Celery._after_fork`), without sending the after-fork signal.
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
-def _purge(app: Celery) -> None:
-    with app.connection_for_write() as connection:
-        connection.default_channel.queue_purge("default")
-
-
-class BoundedWorkController(TestWorkController):
-    """The testing worker, except that a worker that never comes up fails the test instead of hanging it."""
-
-    def ensure_started(self) -> None:
-        if not self._on_started.wait(timeout=WORKER_START_TIMEOUT_SECONDS):
-            self.terminate()
-            raise RuntimeError(f"The Celery worker did not start within {WORKER_START_TIMEOUT_SECONDS} s")
-
-
-def _close_worker_connections(**kwargs: object) -> None:
-    # Runs in the worker's thread: its database connection must not outlive the test (the test database is dropped
-    # at the end of the session, which Postgres refuses while a connection is open).
-    connections.close_all()
 
 
 @pytest.fixture
 def broker(settings) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    url = redis_url_with_db(settings.REDIS_URL, BROKER_DB)
-    saved = {key: celery_app.conf[key] for key in ("broker_url", "worker_hijack_root_logger")}
-    celery_app.conf.broker_url = url
-    celery_app.conf.worker_hijack_root_logger = False  # keep pytest's and Django's log handlers
-    _reset_producers(celery_app)
-    _purge(celery_app)
-    try:
+    with broker_on(settings.REDIS_URL, BROKER_DB, QUEUES) as url:
         yield url
-    finally:
-        _purge(celery_app)
-        celery_app.conf.update(saved)
-        _reset_producers(celery_app)
 
 
 @pytest.fixture
 def worker(broker: str) -> Iterator[None]:
-    task_postrun.connect(_close_worker_connections, weak=False)
-    try:
-        with start_worker(
-            celery_app,
-            pool="solo",
-            perform_ping_check=False,
-            queues=["default"],
-            shutdown_timeout=10,
-            loglevel="WARNING",
-        ):
-            yield
-    finally:
-        task_postrun.disconnect(_close_worker_connections)
+    with worker_on(QUEUES):
+        yield
 
 
 def _wait_for_mail(count: int, timeout: float = EMAIL_TIMEOUT_SECONDS) -> list[mail.EmailMessage]:
