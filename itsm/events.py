@@ -54,11 +54,6 @@ def unsubscribe(event_type: type[DomainEvent], handler: Callable[..., None]) -> 
         _subscribers[event_type].remove(handler)
 
 
-def unsubscribe_all(handler: Callable[[DomainEvent], None]) -> None:
-    if handler in _subscribers_all:
-        _subscribers_all.remove(handler)
-
-
 def publish(event: DomainEvent) -> None:
     """Deliver `event` to its subscribers, synchronously, inside the caller's transaction.
 

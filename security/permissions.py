@@ -86,10 +86,6 @@ def can_use_desk(user: User) -> bool:
     return user.is_authenticated and user.is_active and (is_agent(user) or user.is_manager or user.is_security_officer)
 
 
-def is_requester_only(user: User) -> bool:
-    return user.is_authenticated and not access_for(user).is_agent
-
-
 def can_see_confidential(user: User) -> bool:
     return (
         user.is_authenticated and user.is_active and (user.is_security_officer or access_for(user).is_security_member)

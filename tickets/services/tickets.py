@@ -11,7 +11,7 @@ A refusal raises a `DomainError` and leaves the database as it was.
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -82,6 +82,15 @@ def _actor_kind(actor: User, ticket: Ticket) -> Actor:
     if ticket.requester_id == actor.pk:
         return Actor.REQUESTER
     raise PermissionDenied("You can view this ticket but not change it.")
+
+
+def _require(predicate: Callable[[User, Ticket], bool], actor: User, ticket: Ticket, message: str) -> None:
+    """Check a `security.permissions` predicate: someone who cannot even see the ticket gets the same 404 as for a
+    missing one; someone who can see it but not do this gets a 403 with `message`."""
+    if not predicate(actor, ticket):
+        if permissions.can_view_ticket(actor, ticket):
+            raise PermissionDenied(message)
+        raise NotFound("No such ticket.")
 
 
 def _require_agent(actor: User, ticket: Ticket) -> None:
@@ -485,10 +494,9 @@ def ticket_override_priority(
 ) -> Ticket:
     """Set the priority by hand (with a reason), or pass `priority=None` to go back to the matrix's value."""
     ticket = _lock_ticket(ticket)
-    if not permissions.can_override_priority(actor, ticket):
-        if permissions.can_view_ticket(actor, ticket):
-            raise PermissionDenied("Only an agent of the ticket's team can change its priority.")
-        raise NotFound("No such ticket.")
+    _require(
+        permissions.can_override_priority, actor, ticket, "Only an agent of the ticket's team can change its priority."
+    )
     _check_version(ticket, expected_version)
     reason = (reason or "").strip()
     before = snapshot(ticket, TICKET_AUDIT_FIELDS)
@@ -556,7 +564,9 @@ def ticket_change_category(
     """Recategorise. Moving into a confidential (security) category makes the ticket confidential and hands it to
     that category's security team; confidentiality is never lifted by a category change."""
     ticket = _lock_ticket(ticket)
-    _require_agent(actor, ticket)
+    _require(
+        permissions.can_change_category, actor, ticket, "Only an agent of the ticket's team can change its category."
+    )
     _check_version(ticket, expected_version)
     category_id = category.pk if isinstance(category, Category) else category
     try:
