@@ -215,7 +215,10 @@ X_FRAME_OPTIONS = "DENY"
 # --- REST framework defaults (the full API is its own issue) ---------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "security.scopes.HasRequiredScopes",
+    ],
     "EXCEPTION_HANDLER": "itsm.api.exception_handler",
 }
 

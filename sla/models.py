@@ -261,8 +261,9 @@ class SlaTarget(models.Model):
 
 class Clock(models.Model):
     """One target measured on one ticket (and, for an OLA, one team). `running`/`paused` are open; `met`,
-    `breached` and `cancelled` are final. Every figure comes from the segments (sla/state.py); `next_deadline_at` is
-    stored only to index what the timers must wake up for (None unless running)."""
+    `breached` and `cancelled` are final. Every figure comes from the segments (sla/state.py); `next_deadline_at` (what
+    the timers must wake up for) and `due_at` (the breach instant, for "Due" columns and "Breaching soon") are stored
+    only to be indexed, and are None unless the clock runs."""
 
     class State(models.TextChoices):
         RUNNING = "running", "Running"
@@ -280,6 +281,7 @@ class Clock(models.Model):
     started_at = models.DateTimeField()
     target_seconds = models.PositiveIntegerField()
     next_deadline_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True, help_text="The breach instant while running (indexed).")
     breached_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -288,6 +290,7 @@ class Clock(models.Model):
         indexes = (
             models.Index(fields=("next_deadline_at",), condition=Q(state="running"), name="sla_clock_deadline_running"),
             models.Index(fields=("ticket", "state"), name="sla_clock_ticket_state"),
+            models.Index(fields=("due_at", "id"), condition=Q(state="running"), name="sla_clock_due_running"),
         )
         constraints = (
             models.UniqueConstraint(

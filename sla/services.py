@@ -296,8 +296,8 @@ def clocks_start(*, ticket: Ticket, at: datetime) -> list[Clock]:
                 target_seconds=target_seconds,
             )
             ClockSegment.objects.create(clock=clock, kind=ClockSegment.Kind.RUNNING, start=at)
-            clock.next_deadline_at = _next_deadline(clock, calendars, at)
-            clock.save(update_fields=["next_deadline_at"])
+            _set_deadlines(clock, calendars, at)
+            clock.save(update_fields=["next_deadline_at", "due_at"])
             _plan_timer(clock)
             ClockEvent.objects.create(
                 clock=clock,
@@ -314,8 +314,8 @@ def _pause(clock: Clock, at: datetime, state_name: str) -> None:
         return
     at = _switch_segment(clock, ClockSegment.Kind.PAUSED, at)
     clock.state = Clock.State.PAUSED
-    clock.next_deadline_at = None
-    clock.save(update_fields=["state", "next_deadline_at"])
+    _set_deadlines(clock, None, at)
+    clock.save(update_fields=["state", "next_deadline_at", "due_at"])
     ClockEvent.objects.create(clock=clock, kind=ClockEvent.Kind.PAUSED, at=at, data={"state": state_name})
 
 
@@ -324,8 +324,8 @@ def _resume(clock: Clock, at: datetime, state_name: str, calendars: _Calendars) 
         return
     at = _switch_segment(clock, ClockSegment.Kind.RUNNING, at)
     clock.state = Clock.State.RUNNING
-    clock.next_deadline_at = _next_deadline(clock, calendars, at)
-    clock.save(update_fields=["state", "next_deadline_at"])
+    _set_deadlines(clock, calendars, at)
+    clock.save(update_fields=["state", "next_deadline_at", "due_at"])
     _plan_timer(clock)
     ClockEvent.objects.create(clock=clock, kind=ClockEvent.Kind.RESUMED, at=at, data={"state": state_name})
 
@@ -340,10 +340,11 @@ def _finish(clock: Clock, at: datetime, calendars: _Calendars, *, ticket: Ticket
         current.end = at
         current.save(update_fields=["end"])
     clock.next_deadline_at = None
+    clock.due_at = None
     clock.finished_at = at
     if cancel:
         clock.state = Clock.State.CANCELLED
-        clock.save(update_fields=["state", "next_deadline_at", "finished_at"])
+        clock.save(update_fields=["state", "next_deadline_at", "due_at", "finished_at"])
         ClockEvent.objects.create(clock=clock, kind=ClockEvent.Kind.CANCELLED, at=at)
         return
     figures = _figures(clock, calendars, at)
@@ -359,7 +360,7 @@ def _finish(clock: Clock, at: datetime, calendars: _Calendars, *, ticket: Ticket
             ClockEvent.objects.create(
                 clock=clock, kind=ClockEvent.Kind.BREACHED, at=clock.breached_at or at, threshold=100, data=data
             )
-    clock.save(update_fields=["state", "next_deadline_at", "finished_at", "breached_at"])
+    clock.save(update_fields=["state", "next_deadline_at", "due_at", "finished_at", "breached_at"])
     ClockOutcome.objects.create(
         clock=clock,
         met=met,
@@ -459,16 +460,22 @@ def _threshold_instants(
     ]
 
 
-def _next_deadline(clock: Clock, calendars: _Calendars, now: datetime) -> datetime | None:
-    if clock.state != Clock.State.RUNNING:
-        return None
+def _set_deadlines(clock: Clock, calendars: _Calendars | None, now: datetime) -> None:
+    """Store the indexed instants of a clock from its ledger: `next_deadline_at`, the earliest threshold that has not
+    fired, and `due_at`, the breach instant (past once breached). Both are None unless the clock runs."""
+    if clock.state != Clock.State.RUNNING or calendars is None:
+        clock.next_deadline_at = None
+        clock.due_at = None
+        return
     fired = _fired_thresholds(clock)
-    instants = [
-        instant
-        for kind, percent, _seconds, instant in _threshold_instants(clock, calendars, now)
-        if instant is not None and (kind, percent) not in fired
-    ]
-    return min(instants, default=None)
+    thresholds = _threshold_instants(clock, calendars, now)
+    clock.next_deadline_at = min(
+        (instant for kind, percent, _s, instant in thresholds if instant is not None and (kind, percent) not in fired),
+        default=None,
+    )
+    clock.due_at = next(
+        (instant for kind, _p, _s, instant in thresholds if kind == ClockEvent.Kind.BREACHED.value), None
+    )
 
 
 def _plan_timer(clock: Clock, now: datetime | None = None) -> None:
@@ -498,7 +505,7 @@ def clock_fire_due(*, clock_id: int, now: datetime | None = None) -> list[str]:
     calendars = _Calendars()
     fired = _fired_thresholds(clock)
     written: list[str] = []
-    update_fields = ["next_deadline_at"]
+    update_fields = ["next_deadline_at", "due_at"]
     for kind, percent, seconds, instant in _threshold_instants(clock, calendars, now):
         if instant is None or instant > now or (kind, percent) in fired:
             continue
@@ -513,7 +520,7 @@ def clock_fire_due(*, clock_id: int, now: datetime | None = None) -> list[str]:
             clock.breached_at = instant
             update_fields.append("breached_at")
         written.append(f"{kind}:{percent}")
-    clock.next_deadline_at = _next_deadline(clock, calendars, now)
+    _set_deadlines(clock, calendars, now)
     clock.save(update_fields=update_fields)
     _plan_timer(clock, now)
     if written:

@@ -136,6 +136,7 @@ def test_paused_or_gone_clock_fires_nothing_and_resume_shifts_the_next_deadline(
     make_policy(warnings=(50,))
     ticket = desk.ticket()
     c = resolution_clock(ticket)
+    assert c.due_at == at(4)
     clock_time.move_to(at(1))
     ticket_services.ticket_transition(
         actor=desk.agent, ticket=ticket, to_state="pending", pending_reason="awaiting_vendor"
@@ -144,13 +145,15 @@ def test_paused_or_gone_clock_fires_nothing_and_resume_shifts_the_next_deadline(
     assert services.clock_fire_due(clock_id=c.pk, now=at(9)) == []
     assert services.clock_fire_due(clock_id=c.pk + 1000) == []
     c.refresh_from_db()
-    assert (c.state, c.next_deadline_at, thresholds(c)) == (Clock.State.PAUSED, None, [])
+    assert (c.state, c.next_deadline_at, c.due_at, thresholds(c)) == (Clock.State.PAUSED, None, None, [])
 
-    clock_time.move_to(at(3))  # paused 2 h: the 50 % warning moves from 12:00 to 14:00
+    clock_time.move_to(at(3))  # paused 2 h: the 50 % warning moves from 12:00 to 14:00, the breach to 16:00
     ticket_services.ticket_transition(actor=desk.agent, ticket=ticket, to_state="in_progress")
     c.refresh_from_db()
-    assert c.next_deadline_at == at(4)
+    assert (c.next_deadline_at, c.due_at) == (at(4), at(6))
     assert services.clock_fire_due(clock_id=c.pk, now=at(4)) == ["warned:50"]
+    c.refresh_from_db()
+    assert c.due_at == at(6)
 
 
 def test_a_deadline_inside_the_horizon_is_planned_after_commit(
