@@ -207,13 +207,37 @@ class SlaPolicy(models.Model):
             raise ValidationError({"priorities": ValidationError("Unknown priority.", code="unknown_priority")})
 
 
+def validate_ticket_states(value: list[str]) -> None:
+    from tickets.state import TicketState
+
+    unknown = [state for state in value if state not in TicketState.values]
+    if unknown:
+        raise ValidationError(
+            "%(unknown)s is not a ticket state.", code="unknown_state", params={"unknown": ", ".join(unknown)}
+        )
+
+
+def default_stop_states() -> list[str]:
+    return ["resolved"]
+
+
 class SlaTarget(models.Model):
     """One metric of a policy: a business-time duration per priority (P1–P4), the ticket states that pause it and
-    the warning thresholds (percent of the target)."""
+    the warning thresholds (percent of the target).
+
+    `custom` targets are named clocks (`name`, e.g. "Time to contain") that start when the ticket enters one of
+    `start_states` (empty: at creation), stop (met/breached) when it enters one of `stop_states` and pause in
+    `pause_states` (docs/sla.md "Custom metrics"). `on_reopen` says what a reopen does to a clock stopped by
+    `resolved`: continue it (the resolved interval counts as paused) or restart a new one."""
 
     class Metric(models.TextChoices):
         FIRST_RESPONSE = "first_response", "First response"
         RESOLUTION = "resolution", "Resolution"
+        CUSTOM = "custom", "Custom"
+
+    class OnReopen(models.TextChoices):
+        CONTINUE = "continue", "Continue (the resolved interval counts as paused)"
+        RESTART = "restart", "Restart from the reopen"
 
     policy = models.ForeignKey(SlaPolicy, on_delete=models.CASCADE, related_name="targets")
     metric = models.CharField(max_length=32, choices=Metric.choices)
@@ -230,11 +254,36 @@ class SlaTarget(models.Model):
         blank=True,
         validators=[validate_warning_percents],
     )
+    on_reopen = models.CharField(max_length=8, choices=OnReopen.choices, default=OnReopen.CONTINUE)
+    name = models.CharField(max_length=100, blank=True, help_text="Custom metrics only, e.g. Time to contain.")
+    start_states = ArrayField(
+        models.CharField(max_length=16),
+        default=list,
+        blank=True,
+        validators=[validate_ticket_states],
+        help_text="Custom metrics only: the clock starts on entering one of these (empty: at creation).",
+    )
+    stop_states = ArrayField(
+        models.CharField(max_length=16),
+        default=default_stop_states,
+        blank=True,
+        validators=[validate_ticket_states],
+        help_text="Custom metrics only: the clock stops (met or breached) on entering one of these.",
+    )
 
     class Meta:
         ordering = ("policy", "metric")
         constraints = (
-            models.UniqueConstraint(fields=("policy", "metric"), name="sla_target_unique_metric"),
+            models.UniqueConstraint(
+                fields=("policy", "metric"), condition=~Q(metric="custom"), name="sla_target_unique_metric"
+            ),
+            models.UniqueConstraint(
+                fields=("policy", "name"), condition=Q(metric="custom"), name="sla_target_unique_custom_name"
+            ),
+            models.CheckConstraint(
+                condition=Q(metric="custom", name__gt="") | (~Q(metric="custom") & Q(name="")),
+                name="sla_target_name_iff_custom",
+            ),
             models.CheckConstraint(
                 condition=Q(p1_seconds__gt=0, p2_seconds__gt=0, p3_seconds__gt=0, p4_seconds__gt=0),
                 name="sla_target_durations_positive",
@@ -242,7 +291,11 @@ class SlaTarget(models.Model):
         )
 
     def __str__(self) -> str:
-        return f"{self.policy} · {self.get_metric_display()}"
+        return f"{self.policy} · {self.label}"
+
+    @property
+    def label(self) -> str:
+        return self.name if self.metric == self.Metric.CUSTOM else str(self.get_metric_display())
 
     def seconds_for(self, priority: int) -> int:
         """The target in business seconds for a ticket priority (1–4)."""
@@ -257,6 +310,20 @@ class SlaTarget(models.Model):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValidationError({name: ValidationError("Use a positive duration.", code="non_positive")})
+        if self.metric == self.Metric.CUSTOM:
+            if not self.name.strip():
+                raise ValidationError({"name": ValidationError("A custom metric needs a name.", code="name_required")})
+            if not self.stop_states:
+                raise ValidationError(
+                    {"stop_states": ValidationError("A custom metric needs a stop state.", code="stop_required")}
+                )
+            overlap = set(self.start_states) & set(self.stop_states)
+            if overlap:
+                raise ValidationError(
+                    {"stop_states": ValidationError("A state cannot both start and stop.", code="start_stop_overlap")}
+                )
+        elif self.name:
+            raise ValidationError({"name": ValidationError("Only custom metrics have a name.", code="name_not_custom")})
 
 
 class Clock(models.Model):
@@ -274,6 +341,15 @@ class Clock(models.Model):
 
     OPEN_STATES = (State.RUNNING, State.PAUSED)
 
+    class StopReason(models.TextChoices):
+        RESOLVED = "resolved", "Resolved"
+        FIRST_REPLY = "first_reply", "First public reply"
+        STOP_STATE = "stop_state", "Custom stop state"
+        TEAM_CHANGED = "team_changed", "Handed over to another team"
+        TICKET_FINAL = "ticket_final", "Ticket closed or cancelled"
+        NO_LONGER_MATCHES = "no_longer_matches", "Policy no longer matches"
+        POLICY_CHANGED = "policy_changed", "Policy edited or deactivated"
+
     ticket = models.ForeignKey("tickets.Ticket", on_delete=models.CASCADE, related_name="+")
     target = models.ForeignKey(SlaTarget, on_delete=models.PROTECT, related_name="clocks")
     team = models.ForeignKey("security.Team", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -284,6 +360,9 @@ class Clock(models.Model):
     due_at = models.DateTimeField(null=True, blank=True, help_text="The breach instant while running (indexed).")
     breached_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    stop_reason = models.CharField(
+        max_length=24, blank=True, help_text="Why a final clock stopped (docs/sla.md): resolved, first_reply, …"
+    )
 
     class Meta:
         ordering = ("id",)
@@ -343,6 +422,7 @@ class ClockEvent(models.Model):
         CANCELLED = "cancelled", "Cancelled"
         RETARGETED = "retargeted", "Retargeted"
         WARNED = "warned", "Warned"
+        REOPENED = "reopened", "Reopened"
 
     clock = models.ForeignKey(Clock, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -371,7 +451,9 @@ class ClockEvent(models.Model):
 
 
 class ClockOutcome(models.Model):
-    """One row per clock that finished met or breached (cancelled clocks have none), for reporting."""
+    """One row per clock that is finished met or breached (cancelled and open clocks have none), for reporting. A
+    clock that a reopen continues loses its row (the ledger keeps the `met`/`breached` event) and gets a new one,
+    with `is_after_reopen`, when it finishes again: one outcome per finished clock, never two."""
 
     clock = models.OneToOneField(Clock, on_delete=models.CASCADE, related_name="outcome")
     met = models.BooleanField()
@@ -382,6 +464,9 @@ class ClockOutcome(models.Model):
     category = models.ForeignKey("tickets.Category", on_delete=models.PROTECT, related_name="+")
     policy = models.ForeignKey(SlaPolicy, on_delete=models.PROTECT, related_name="outcomes")
     finished_at = models.DateTimeField()
+    is_after_reopen = models.BooleanField(
+        default=False, help_text="The clock was reopened (continued) before it finished this time."
+    )
 
     class Meta:
         ordering = ("finished_at", "id")

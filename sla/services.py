@@ -14,11 +14,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from itsm.errors import PermissionDenied, ValidationFailed
-from itsm.events import subscribe
+from itsm.events import publish, subscribe
 from itsm.queue import enqueue_on_commit
 from security import permissions
 from security.audit import audit_record, snapshot
 from security.models import Team, User
+from sla import events as sla_events
 from sla import state as clock_state
 from sla.calendar import BusinessCalendar
 from sla.models import (
@@ -35,7 +36,7 @@ from sla.models import (
 from sla.selectors import business_calendar_for
 from tickets import events as ticket_events
 from tickets.models import Ticket
-from tickets.state import FINAL_STATES, TicketState
+from tickets.state import FINAL_STATES, OPEN_STATES, TicketState
 
 logger = logging.getLogger(__name__)
 
@@ -284,29 +285,61 @@ def clocks_start(*, ticket: Ticket, at: datetime) -> list[Clock]:
     for policy in policies:
         team_id = policy.team_id if policy.kind == SlaPolicy.Kind.OLA else None
         for target in policy.targets.all():
-            if (target.pk, team_id) in existing:
+            if (target.pk, team_id) in existing or not starts_in(target, ticket.state):
                 continue
-            target_seconds = target.seconds_for(ticket.priority)
-            clock = Clock.objects.create(
-                ticket=ticket,
-                target=target,
-                team_id=team_id,
-                state=Clock.State.RUNNING,
-                started_at=at,
-                target_seconds=target_seconds,
-            )
-            ClockSegment.objects.create(clock=clock, kind=ClockSegment.Kind.RUNNING, start=at)
-            _set_deadlines(clock, calendars, at)
-            clock.save(update_fields=["next_deadline_at", "due_at"])
-            _plan_timer(clock)
-            ClockEvent.objects.create(
-                clock=clock,
-                kind=ClockEvent.Kind.STARTED,
-                at=at,
-                data={"policy_id": policy.pk, "target_seconds": target_seconds, "priority": ticket.priority},
-            )
-            opened.append(clock)
+            opened.append(clock_open(ticket=ticket, target=target, team_id=team_id, at=at, calendars=calendars))
     return opened
+
+
+def starts_in(target: SlaTarget, ticket_state: str) -> bool:
+    """Whether a clock of `target` starts when a ticket is (or enters) `ticket_state`: first response and resolution
+    start at creation; a custom metric starts on entering one of its `start_states` (empty: at creation)."""
+    if target.metric != SlaTarget.Metric.CUSTOM:
+        return ticket_state == TicketState.NEW
+    if not target.start_states:
+        return ticket_state == TicketState.NEW
+    return ticket_state in target.start_states
+
+
+def clock_open(
+    *,
+    ticket: Ticket,
+    target: SlaTarget,
+    team_id: int | None,
+    at: datetime,
+    calendars: _Calendars,
+    data: dict[str, Any] | None = None,
+) -> Clock:
+    """Open one clock of `target` from `at`: running, or paused when the ticket is in one of the target's pause
+    states; `started` event, deadlines stored and the timer planned. The caller checks there is no open clock for the
+    same (target, team) (the partial unique index would refuse it)."""
+    target_seconds = target.seconds_for(ticket.priority)
+    paused = ticket.state in target.pause_states
+    clock = Clock.objects.create(
+        ticket=ticket,
+        target=target,
+        team_id=team_id,
+        state=Clock.State.PAUSED if paused else Clock.State.RUNNING,
+        started_at=at,
+        target_seconds=target_seconds,
+    )
+    kind = ClockSegment.Kind.PAUSED if paused else ClockSegment.Kind.RUNNING
+    ClockSegment.objects.create(clock=clock, kind=kind, start=at)
+    _set_deadlines(clock, calendars, at)
+    clock.save(update_fields=["next_deadline_at", "due_at"])
+    _plan_timer(clock)
+    ClockEvent.objects.create(
+        clock=clock,
+        kind=ClockEvent.Kind.STARTED,
+        at=at,
+        data={
+            "policy_id": target.policy_id,
+            "target_seconds": target_seconds,
+            "priority": ticket.priority,
+            **(data or {}),
+        },
+    )
+    return clock
 
 
 def _pause(clock: Clock, at: datetime, state_name: str) -> None:
@@ -330,10 +363,32 @@ def _resume(clock: Clock, at: datetime, state_name: str, calendars: _Calendars) 
     ClockEvent.objects.create(clock=clock, kind=ClockEvent.Kind.RESUMED, at=at, data={"state": state_name})
 
 
-def _finish(clock: Clock, at: datetime, calendars: _Calendars, *, ticket: Ticket, cancel: bool = False) -> None:
-    """Close the clock at `at`: `cancelled` (no outcome), or `met` / `breached` by the business seconds it ran
-    (met when elapsed <= target) with its `ClockOutcome`. A breach is recorded at the instant the target was
-    reached, once (`ClockEvent(breached, threshold=100)` may already exist from a timer)."""
+def clock_publish(
+    event_type: type[sla_events.ClockEventBase], clock: Clock, *, at: datetime, threshold: int, due_at: datetime | None
+) -> None:
+    """Publish a typed SLA event (sla/events.py) for `clock`, inside the caller's transaction."""
+    publish(
+        event_type(
+            at=at,
+            actor_id=None,
+            ticket_id=clock.ticket_id,
+            clock_id=clock.pk,
+            policy=clock.target.policy.name,
+            metric=clock.target.name or clock.target.metric,
+            threshold=threshold,
+            due_at=due_at,
+        )
+    )
+
+
+def _finish(
+    clock: Clock, at: datetime, calendars: _Calendars, *, ticket: Ticket, cancel: bool = False, reason: str = ""
+) -> None:
+    """Close the clock at `at` for `reason` (a `Clock.StopReason`): `cancelled` (no outcome), or `met` / `breached`
+    with its `ClockOutcome`. Met when the business seconds it ran are within the target and no breach was recorded
+    before (a breach, once recorded, is final: a later retarget to a longer target does not undo it). A breach is
+    recorded at the instant the target was reached, once (`ClockEvent(breached, threshold=100)` may already exist
+    from a timer); `sla.breached` is published when the breach is written here, `sla.met` when met."""
     current = _open_segment(clock)
     if current is not None:
         at = max(at, current.start)
@@ -342,25 +397,29 @@ def _finish(clock: Clock, at: datetime, calendars: _Calendars, *, ticket: Ticket
     clock.next_deadline_at = None
     clock.due_at = None
     clock.finished_at = at
+    clock.stop_reason = reason
     if cancel:
         clock.state = Clock.State.CANCELLED
-        clock.save(update_fields=["state", "next_deadline_at", "due_at", "finished_at"])
-        ClockEvent.objects.create(clock=clock, kind=ClockEvent.Kind.CANCELLED, at=at)
+        clock.save(update_fields=["state", "next_deadline_at", "due_at", "finished_at", "stop_reason"])
+        ClockEvent.objects.create(clock=clock, kind=ClockEvent.Kind.CANCELLED, at=at, data={"reason": reason})
         return
     figures = _figures(clock, calendars, at)
-    met = figures.elapsed <= clock.target_seconds
+    met = figures.elapsed <= clock.target_seconds and clock.breached_at is None
     data = {"elapsed": figures.elapsed, "paused": figures.paused, "target_seconds": clock.target_seconds}
     if met:
         clock.state = Clock.State.MET
         ClockEvent.objects.create(clock=clock, kind=ClockEvent.Kind.MET, at=at, data=data)
+        clock_publish(sla_events.ClockMet, clock, at=at, threshold=100, due_at=figures.due_at)
     else:
         clock.state = Clock.State.BREACHED
         clock.breached_at = clock.breached_at or figures.due_at
         if not ClockEvent.objects.filter(clock=clock, kind=ClockEvent.Kind.BREACHED, threshold=100).exists():
+            breached_at = clock.breached_at or at
             ClockEvent.objects.create(
-                clock=clock, kind=ClockEvent.Kind.BREACHED, at=clock.breached_at or at, threshold=100, data=data
+                clock=clock, kind=ClockEvent.Kind.BREACHED, at=breached_at, threshold=100, data=data
             )
-    clock.save(update_fields=["state", "next_deadline_at", "due_at", "finished_at", "breached_at"])
+            clock_publish(sla_events.ClockBreached, clock, at=breached_at, threshold=100, due_at=breached_at)
+    clock.save(update_fields=["state", "next_deadline_at", "due_at", "finished_at", "breached_at", "stop_reason"])
     ClockOutcome.objects.create(
         clock=clock,
         met=met,
@@ -371,6 +430,7 @@ def _finish(clock: Clock, at: datetime, calendars: _Calendars, *, ticket: Ticket
         category_id=ticket.category_id,
         policy_id=clock.target.policy_id,
         finished_at=at,
+        is_after_reopen=ClockEvent.objects.filter(clock=clock, kind=ClockEvent.Kind.REOPENED).exists(),
     )
 
 
@@ -380,22 +440,34 @@ def on_ticket_created(event: ticket_events.TicketCreated) -> None:
 
 
 def on_status_changed(event: ticket_events.StatusChanged) -> None:
-    """Pause, resume or finish the ticket's open clocks (see docs/sla.md "Clocks")."""
+    """Pause, resume or finish the ticket's open clocks, continue or restart resolved ones on a reopen, and start the
+    custom clocks whose start state the ticket enters (see docs/sla.md "Clocks")."""
+    from sla import lifecycle
+
     clocks = _lock_open_clocks(event.ticket_id)
-    if not clocks:
+    to_state = event.to_state
+    reopening = event.from_state == TicketState.RESOLVED and to_state in OPEN_STATES
+    if not clocks and not reopening and not lifecycle.has_custom_start(to_state):
         return
     ticket = Ticket.objects.get(pk=event.ticket_id)
     calendars = _Calendars()
-    to_state = event.to_state
     for clock in clocks:
+        target = clock.target
         if to_state in FINAL_STATES:
-            _finish(clock, event.at, calendars, ticket=ticket, cancel=True)
-        elif to_state == TicketState.RESOLVED:
-            _finish(clock, event.at, calendars, ticket=ticket)
-        elif to_state in clock.target.pause_states:
+            _finish(clock, event.at, calendars, ticket=ticket, cancel=True, reason=Clock.StopReason.TICKET_FINAL)
+        elif target.metric == SlaTarget.Metric.CUSTOM and to_state in target.stop_states:
+            reason = Clock.StopReason.RESOLVED if to_state == TicketState.RESOLVED else Clock.StopReason.STOP_STATE
+            _finish(clock, event.at, calendars, ticket=ticket, reason=reason)
+        elif to_state == TicketState.RESOLVED and target.metric != SlaTarget.Metric.CUSTOM:
+            _finish(clock, event.at, calendars, ticket=ticket, reason=Clock.StopReason.RESOLVED)
+        elif to_state in target.pause_states or to_state == TicketState.RESOLVED:
+            # a custom clock that resolving does not stop waits, paused, for a reopen (or is cancelled at closure)
             _pause(clock, event.at, to_state)
         else:
             _resume(clock, event.at, to_state, calendars)
+    if reopening:
+        lifecycle.clocks_reopen(ticket=ticket, at=event.at, calendars=calendars)
+    lifecycle.custom_clocks_start(ticket=ticket, at=event.at, calendars=calendars)
 
 
 def on_public_reply(event: ticket_events.PublicReplyAdded) -> None:
@@ -408,14 +480,19 @@ def on_public_reply(event: ticket_events.PublicReplyAdded) -> None:
     ticket = Ticket.objects.get(pk=event.ticket_id)
     calendars = _Calendars()
     for clock in clocks:
-        _finish(clock, event.at, calendars, ticket=ticket)
+        _finish(clock, event.at, calendars, ticket=ticket, reason=Clock.StopReason.FIRST_REPLY)
 
 
 def register_subscribers() -> None:
     """Called from `SlaConfig.ready()`."""
+    from sla import lifecycle
+
     subscribe(ticket_events.TicketCreated, on_ticket_created)
     subscribe(ticket_events.StatusChanged, on_status_changed)
     subscribe(ticket_events.PublicReplyAdded, on_public_reply)
+    subscribe(ticket_events.PriorityChanged, lifecycle.on_priority_changed)
+    subscribe(ticket_events.TeamChanged, lifecycle.on_team_changed)
+    subscribe(ticket_events.CategoryChanged, lifecycle.on_category_changed)
 
 
 # --- timers (issue 5, DESIGN.md §3 step 4): warnings and breaches fired at their instant -----------------------------
@@ -503,10 +580,24 @@ def clock_fire_due(*, clock_id: int, now: datetime | None = None) -> list[str]:
     if clock is None or clock.state != Clock.State.RUNNING:
         return []
     calendars = _Calendars()
+    written = _fire_thresholds(clock, calendars, now)
+    _set_deadlines(clock, calendars, now)
+    clock.save(update_fields=["next_deadline_at", "due_at", "breached_at"])
+    _plan_timer(clock, now)
+    if written:
+        logger.info("sla.clock_fired", extra={"clock_id": clock.pk, "fired": written})
+    return written
+
+
+def _fire_thresholds(clock: Clock, calendars: _Calendars, now: datetime) -> list[str]:
+    """Write every threshold of a running clock reached at or before `now` that has not fired: the `ClockEvent` at
+    its own instant and the typed event (`sla.warning` / `sla.breached`); a breach sets `clock.breached_at` (the
+    caller saves the clock). Returns what fired, as `"warned:50"` / `"breached:100"`."""
     fired = _fired_thresholds(clock)
+    thresholds = _threshold_instants(clock, calendars, now)
+    due_at = next((instant for kind, _p, _s, instant in thresholds if kind == ClockEvent.Kind.BREACHED.value), None)
     written: list[str] = []
-    update_fields = ["next_deadline_at", "due_at"]
-    for kind, percent, seconds, instant in _threshold_instants(clock, calendars, now):
+    for kind, percent, seconds, instant in thresholds:
         if instant is None or instant > now or (kind, percent) in fired:
             continue
         ClockEvent.objects.create(
@@ -518,13 +609,10 @@ def clock_fire_due(*, clock_id: int, now: datetime | None = None) -> list[str]:
         )
         if kind == ClockEvent.Kind.BREACHED:
             clock.breached_at = instant
-            update_fields.append("breached_at")
+            clock_publish(sla_events.ClockBreached, clock, at=instant, threshold=percent, due_at=due_at)
+        else:
+            clock_publish(sla_events.ClockWarned, clock, at=instant, threshold=percent, due_at=due_at)
         written.append(f"{kind}:{percent}")
-    _set_deadlines(clock, calendars, now)
-    clock.save(update_fields=update_fields)
-    _plan_timer(clock, now)
-    if written:
-        logger.info("sla.clock_fired", extra={"clock_id": clock.pk, "fired": written})
     return written
 
 
