@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 
 from security.admin import AuditedAdmin, ReadOnlyAdminMixin, admin_actor
 from security.audit import audit_record, snapshot
-from sla import selectors
+from sla import selectors, services
 from sla.calendar import NoWorkingTime, format_duration, parse_duration
 from sla.models import (
     Calendar,
@@ -144,6 +144,10 @@ SLA_TARGET_AUDIT_FIELDS = (
     "p4_seconds",
     "pause_states",
     "warning_percents",
+    "on_reopen",
+    "name",
+    "start_states",
+    "stop_states",
 )
 
 
@@ -163,6 +167,36 @@ class SlaPolicyAdmin(AuditedAdmin):
     filter_horizontal = ("categories",)
     readonly_fields = ("created_at",)
     inlines = (SlaTargetInline,)
+    actions = ("deactivate_policies",)
+
+    # Edits go through `sla.services.policy_update` / `policy_deactivate` (audited there, and they cancel the
+    # policy's open clocks and re-sync open tickets); creation stays the audited admin save.
+
+    def save_model(self, request: HttpRequest, obj: Model, form: Any, change: bool) -> None:
+        if not change or not isinstance(obj, SlaPolicy):
+            super().save_model(request, obj, form, change)
+            return
+        changes = {
+            name: form.cleaned_data[name] for name in form.changed_data if name in services.POLICY_UPDATABLE_FIELDS
+        }
+        categories = form.cleaned_data["categories"] if "categories" in form.changed_data else None
+        request._sla_policy_reset = bool(changes or categories is not None)  # type: ignore[attr-defined]
+        if changes.keys() == {"is_active"} and not changes["is_active"] and categories is None:
+            services.policy_deactivate(actor=admin_actor(request), policy=obj)
+        else:
+            services.policy_update(actor=admin_actor(request), policy=obj, categories=categories, **changes)
+        obj.refresh_from_db()
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        targets_changed = any(formset.has_changed() for formset in formsets)
+        if change and targets_changed and not getattr(request, "_sla_policy_reset", False):
+            services.policy_clocks_reset(actor=admin_actor(request), policy=form.instance)
+
+    @admin.action(description="Deactivate the selected policies (cancels their open clocks)")
+    def deactivate_policies(self, request: HttpRequest, queryset: Any) -> None:
+        for policy in queryset.order_by("pk"):
+            services.policy_deactivate(actor=admin_actor(request), policy=policy)
 
 
 class ClockSegmentInline(ReadOnlyAdminMixin, admin.TabularInline):

@@ -10,7 +10,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import DateTimeField, F, Q, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from itsm.errors import PermissionDenied, ValidationFailed
@@ -134,6 +135,150 @@ def policy_create(
     after["targets"] = [[metric, list(seconds)] for metric, seconds in targets]
     audit_record(actor=actor, action="sla_policy.create", obj=policy, after=after)
     return policy
+
+
+POLICY_UPDATABLE_FIELDS = frozenset(
+    {"name", "kind", "precedence", "ticket_types", "priorities", "team", "calendar", "is_active"}
+)
+CANCEL_BATCH_SIZE = 1000
+
+
+def _policy_snapshot(policy: SlaPolicy) -> dict[str, Any]:
+    data = snapshot(policy, POLICY_AUDIT_FIELDS)
+    data["categories"] = sorted(policy.categories.values_list("pk", flat=True))
+    data["targets"] = [
+        [t.metric, t.name, [t.p1_seconds, t.p2_seconds, t.p3_seconds, t.p4_seconds], list(t.pause_states),
+         list(t.warning_percents), t.on_reopen, list(t.start_states), list(t.stop_states)]
+        for t in policy.targets.order_by("metric", "name", "pk")
+    ]  # fmt: skip
+    return data
+
+
+@transaction.atomic
+def policy_update(
+    *,
+    actor: User | None,
+    policy: SlaPolicy,
+    categories: Sequence[Any] | None = None,
+    targets: Sequence[tuple[str, tuple[int, int, int, int]]] | None = None,
+    **changes: Any,
+) -> SlaPolicy:
+    """Edit a policy: its fields (`POLICY_UPDATABLE_FIELDS`), its categories, and the durations of its targets
+    `(metric, (p1, p2, p3, p4))` (a metric it lacks is added). Admin-only (or the system); locks the policy row;
+    unchanged input is a no-op. Otherwise one `sla_policy.update` audit row (before/after, targets and categories
+    included), then `policy_clocks_reset`: the policy's open clocks are cancelled (never a breach) and, after commit,
+    every open ticket is re-synced in batches (`sla.clocks_resync`), which starts what matches now retroactively."""
+    unknown = set(changes) - POLICY_UPDATABLE_FIELDS
+    if unknown:
+        raise ValidationFailed(f"Unknown policy fields: {', '.join(sorted(unknown))}.")
+    _require_admin(actor)
+    policy = SlaPolicy.objects.select_for_update().get(pk=policy.pk)
+    before = _policy_snapshot(policy)
+    for name, value in changes.items():
+        setattr(policy, name, value.strip() if name == "name" else value)
+    _clean(policy, "The policy is not valid.")
+    policy.save()
+    if categories is not None:
+        policy.categories.set(categories)
+    for metric, (p1, p2, p3, p4) in targets or ():
+        target = policy.targets.filter(metric=metric).first() or SlaTarget(policy=policy, metric=metric)
+        target.p1_seconds, target.p2_seconds, target.p3_seconds, target.p4_seconds = p1, p2, p3, p4
+        _clean(target, "The target is not valid.", exclude=["policy"])
+        target.save()
+    after = _policy_snapshot(policy)
+    if after == before:
+        return policy
+    audit_record(actor=actor, action="sla_policy.update", obj=policy, before=before, after=after)
+    _policy_clocks_reset(policy, timezone.now())
+    return policy
+
+
+@transaction.atomic
+def policy_deactivate(*, actor: User | None, policy: SlaPolicy) -> SlaPolicy:
+    """Deactivate a policy (admin-only, audited as `sla_policy.update`): its open clocks are cancelled, never
+    breached, and the policies that match instead start retroactively on open tickets. A no-op when inactive."""
+    return policy_update(actor=actor, policy=policy, is_active=False)
+
+
+@transaction.atomic
+def policy_clocks_reset(*, actor: User | None, policy: SlaPolicy) -> int:
+    """Cancel the policy's open clocks and re-sync open tickets after commit, for an edit made elsewhere (the admin's
+    target inlines). Admin-only, audited as `sla_policy.clocks_reset`. Returns the number of clocks cancelled."""
+    _require_admin(actor)
+    policy = SlaPolicy.objects.select_for_update().get(pk=policy.pk)
+    cancelled = _policy_clocks_reset(policy, timezone.now())
+    audit_record(actor=actor, action="sla_policy.clocks_reset", obj=policy, after={"cancelled": cancelled})
+    return cancelled
+
+
+def _policy_clocks_reset(policy: SlaPolicy, at: datetime) -> int:
+    """Cancel every open clock of `policy` at `at` with set-based SQL in batches of `CANCEL_BATCH_SIZE` (a few
+    queries per batch whatever the count): the open segment closes, `ClockEvent(cancelled)`, state `cancelled`,
+    no outcome. Then send `sla.clocks_resync` after commit."""
+    from sla.tasks import clocks_resync_task  # the tasks module imports this one
+
+    cancelled = 0
+    while True:
+        ids = list(
+            Clock.objects.select_for_update()
+            .filter(target__policy=policy, state__in=Clock.OPEN_STATES)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:CANCEL_BATCH_SIZE]
+        )
+        if not ids:
+            break
+        ClockSegment.objects.filter(clock_id__in=ids, end__isnull=True).update(
+            end=Greatest(F("start"), Value(at, output_field=DateTimeField()))
+        )
+        ClockEvent.objects.bulk_create(
+            ClockEvent(
+                clock_id=clock_id,
+                kind=ClockEvent.Kind.CANCELLED,
+                at=at,
+                data={"reason": Clock.StopReason.POLICY_CHANGED.value},
+            )
+            for clock_id in ids
+        )
+        Clock.objects.filter(pk__in=ids).update(
+            state=Clock.State.CANCELLED,
+            finished_at=at,
+            next_deadline_at=None,
+            due_at=None,
+            stop_reason=Clock.StopReason.POLICY_CHANGED,
+        )
+        cancelled += len(ids)
+    enqueue_on_commit(clocks_resync_task)
+    logger.info("sla.policy_clocks_reset", extra={"policy_id": policy.pk, "cancelled": cancelled})
+    return cancelled
+
+
+RESYNC_BATCH_SIZE = 200
+
+
+def clocks_resync(*, batch_size: int = RESYNC_BATCH_SIZE, now: datetime | None = None) -> int:
+    """Re-sync every open ticket's clocks with the policies that match it now (`sla.lifecycle.clocks_sync`): cancel
+    what no longer matches, start what matches retroactively. Keyset batches by ticket id, each batch in its own
+    transaction with its tickets locked (by pk, like the ticket services). Idempotent: a second run writes nothing.
+    Returns the number of tickets looked at."""
+    from sla import lifecycle
+
+    seen = 0
+    after = 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                Ticket.objects.select_for_update()
+                .filter(state__in=OPEN_STATES, pk__gt=after)
+                .order_by("pk")[:batch_size]
+            )
+            calendars = _Calendars()
+            at = now or timezone.now()
+            for ticket in batch:
+                lifecycle.clocks_sync(ticket=ticket, at=at, calendars=calendars, reason="policy_changed")
+        seen += len(batch)
+        if len(batch) < batch_size:
+            return seen
+        after = batch[-1].pk
 
 
 def _add_children(

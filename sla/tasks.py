@@ -27,3 +27,9 @@ def fire_due_clock_task(clock_id: int) -> list[str]:
 def reconcile_task() -> dict[str, int]:
     """Fire the overdue running clocks and send eta tasks for those due within the horizon (celery-beat, 30 s)."""
     return services.clocks_reconcile()
+
+
+@shared_task(name="sla.clocks_resync", acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True)
+def clocks_resync_task() -> int:
+    """After a policy edit or deactivation (default queue): re-sync open tickets' clocks in batches (idempotent)."""
+    return services.clocks_resync()
