@@ -598,11 +598,12 @@ def on_status_changed(event: ticket_events.StatusChanged) -> None:
     calendars = _Calendars()
     for clock in clocks:
         target = clock.target
-        if to_state in FINAL_STATES:
-            _finish(clock, event.at, calendars, ticket=ticket, cancel=True, reason=Clock.StopReason.TICKET_FINAL)
-        elif target.metric == SlaTarget.Metric.CUSTOM and to_state in target.stop_states:
+        if target.metric == SlaTarget.Metric.CUSTOM and to_state in target.stop_states:
+            # an explicit stop state wins, even closed (a custom "time to close" ends met or breached, not cancelled)
             reason = Clock.StopReason.RESOLVED if to_state == TicketState.RESOLVED else Clock.StopReason.STOP_STATE
             _finish(clock, event.at, calendars, ticket=ticket, reason=reason)
+        elif to_state in FINAL_STATES:
+            _finish(clock, event.at, calendars, ticket=ticket, cancel=True, reason=Clock.StopReason.TICKET_FINAL)
         elif to_state == TicketState.RESOLVED and target.metric != SlaTarget.Metric.CUSTOM:
             _finish(clock, event.at, calendars, ticket=ticket, reason=Clock.StopReason.RESOLVED)
         elif to_state in target.pause_states or to_state == TicketState.RESOLVED:

@@ -493,3 +493,19 @@ def test_custom_metric_starts_pauses_and_stops_on_its_states(desk, clock_time, p
     assert ClockOutcome.objects.get(clock=c).business_seconds_used == HOUR
     assert [(e.name, e.metric) for e in published] == [("sla.met", "Time to contain")]
     assert Clock.objects.filter(ticket=ticket).count() == 1
+
+
+def test_custom_metric_with_an_explicit_final_stop_state_ends_met_not_cancelled(desk, clock_time) -> None:  # type: ignore[no-untyped-def]
+    policy = make_policy("Confirmation")
+    target = SlaTarget.objects.create(
+        policy=policy, metric="custom", name="Time to confirm", p1_seconds=HOUR, p2_seconds=HOUR,
+        p3_seconds=HOUR, p4_seconds=HOUR, start_states=["resolved"], stop_states=["closed"], pause_states=[],
+    )  # fmt: skip
+    ticket = desk.ticket()
+    clock_time.move_to(at(1))
+    transition(desk, ticket, "resolved")
+    clock_time.move_to(at(1.5))
+    transition(desk, ticket, "closed", actor=desk.requester)
+    [c] = Clock.objects.filter(ticket=ticket, target=target)
+    assert (c.state, c.started_at, c.finished_at, c.stop_reason) == (Clock.State.MET, at(1), at(1.5), "stop_state")
+    assert ClockOutcome.objects.get(clock=c).business_seconds_used == 1800
