@@ -143,6 +143,10 @@ def _rebuild_batch(
     outcomes = {outcome.clock_id: outcome for outcome in ClockOutcome.objects.filter(clock_id__in=ids)}
     changed_clocks: list[Clock] = []
     changed_fields: set[str] = set()
+    to_create: list[ClockOutcome] = []
+    to_delete: list[int] = []
+    to_update: list[ClockOutcome] = []
+    outcome_fields: set[str] = set()
     for clock in batch:
         values, expected = _rebuilt(clock, ledgers[clock.pk], fired[clock.pk], calendars, now)
         clock_changed = False
@@ -157,12 +161,11 @@ def _rebuild_batch(
         outcome = outcomes.get(clock.pk)
         if expected is None and outcome is not None:
             report.differences.append(Difference(clock.pk, "outcome", outcome.pk, None))
-            if not dry_run:
-                outcome.delete()
+            to_delete.append(outcome.pk)
         elif expected is not None and outcome is None:
             report.differences.append(Difference(clock.pk, "outcome", None, expected))
-            if not dry_run:
-                ClockOutcome.objects.create(
+            to_create.append(
+                ClockOutcome(
                     clock=clock,
                     team_id=clock.team_id if clock.team_id is not None else clock.ticket.team_id,
                     priority=clock.ticket.priority,
@@ -170,6 +173,7 @@ def _rebuild_batch(
                     policy_id=clock.target.policy_id,
                     **expected,
                 )
+            )
         elif expected is not None and outcome is not None:
             fields = [name for name in OUTCOME_FIELDS if getattr(outcome, name) != expected[name]]
             for name in fields:
@@ -177,9 +181,18 @@ def _rebuild_batch(
                     Difference(clock.pk, f"outcome.{name}", getattr(outcome, name), expected[name])
                 )
                 setattr(outcome, name, expected[name])
-            if fields and not dry_run:
-                outcome.save(update_fields=fields)
-    if dry_run or not changed_clocks:
+            if fields:
+                to_update.append(outcome)
+                outcome_fields.update(fields)
+    if dry_run:
+        return
+    if to_delete:
+        ClockOutcome.objects.filter(pk__in=to_delete).delete()
+    if to_create:
+        ClockOutcome.objects.bulk_create(to_create)
+    if to_update:
+        ClockOutcome.objects.bulk_update(to_update, sorted(outcome_fields))
+    if not changed_clocks:
         return
     Clock.objects.bulk_update(changed_clocks, sorted(changed_fields))
     for clock in changed_clocks:
