@@ -219,8 +219,29 @@ def _continue(clock: Clock, *, ticket: Ticket, at: datetime, calendars: _Calenda
     clock.state = Clock.State.PAUSED if paused else Clock.State.RUNNING
     clock.finished_at = None
     clock.stop_reason = ""
+    new_seconds = clock.target.seconds_for(ticket.priority)
+    if new_seconds != clock.target_seconds:
+        # the priority changed while the ticket was resolved (no open clock to retarget then)
+        ClockEvent.objects.create(
+            clock=clock,
+            kind=ClockEvent.Kind.RETARGETED,
+            at=at,
+            data={"from_seconds": clock.target_seconds, "to_seconds": new_seconds, "to_priority": ticket.priority},
+        )
+        clock.target_seconds = new_seconds
+        services._fire_thresholds(clock, calendars, at)
     _set_deadlines(clock, calendars, at)
-    clock.save(update_fields=["state", "finished_at", "stop_reason", "next_deadline_at", "due_at"])
+    clock.save(
+        update_fields=[
+            "state",
+            "finished_at",
+            "stop_reason",
+            "target_seconds",
+            "next_deadline_at",
+            "due_at",
+            "breached_at",
+        ]
+    )
     _plan_timer(clock)
 
 

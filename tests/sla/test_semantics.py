@@ -509,3 +509,25 @@ def test_custom_metric_with_an_explicit_final_stop_state_ends_met_not_cancelled(
     [c] = Clock.objects.filter(ticket=ticket, target=target)
     assert (c.state, c.started_at, c.finished_at, c.stop_reason) == (Clock.State.MET, at(1), at(1.5), "stop_state")
     assert ClockOutcome.objects.get(clock=c).business_seconds_used == 1800
+
+
+def test_reopen_after_a_priority_change_while_resolved_retargets_the_continued_clock(desk, clock_time) -> None:  # type: ignore[no-untyped-def]
+    make_policy("Standard", resolution=(HOUR, 2 * HOUR, 4 * HOUR, 8 * HOUR), warnings=(50,))
+    ticket = desk.ticket()
+    clock_time.move_to(at(1))
+    transition(desk, ticket, "resolved")
+    clock_time.move_to(at(2))
+    ticket_services.ticket_override_priority(actor=desk.agent, ticket=ticket, priority=2, reason="VIP")
+    [c] = clocks(ticket)
+    assert (c.state, c.target_seconds) == (Clock.State.MET, 4 * HOUR)  # finished clocks are not retargeted
+    clock_time.move_to(at(3))
+    transition(desk, ticket, "in_progress", reason="Not fixed")
+    c.refresh_from_db()
+    assert (c.state, c.target_seconds, c.due_at, c.next_deadline_at) == (Clock.State.RUNNING, 2 * HOUR, at(4), at(4))
+    assert [(k, a, t) for k, a, t in events(c)] == [
+        ("started", at(0), None),
+        ("met", at(1), None),
+        ("warned", at(1), 50),
+        ("reopened", at(3), None),
+        ("retargeted", at(3), None),
+    ]
