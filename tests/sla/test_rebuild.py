@@ -129,3 +129,21 @@ def test_rebuild_of_one_ticket_touches_only_its_clocks(ledger) -> None:  # type:
 def test_unknown_ticket_is_a_clear_error(ledger) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(CommandError, match="No ticket INC-999999"):
         call_command("sla_rebuild", "--ticket", "INC-999999", "--no-progress")
+
+
+@pytest.mark.parametrize("tickets", [1, 4])
+def test_a_rebuild_batch_costs_the_same_queries_whatever_its_size(desk, tickets, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
+    services.policy_create(
+        actor=None,
+        name="Standard",
+        calendar=Calendar.objects.get(is_24x7=True),
+        targets=[(SlaTarget.Metric.FIRST_RESPONSE, (HOUR,) * 4), (SlaTarget.Metric.RESOLUTION, (4 * HOUR,) * 4)],
+    )
+    with time_machine.travel(T0, tick=False):
+        for _ in range(tickets):
+            ticket = desk.ticket()
+            ticket_services.ticket_transition(actor=desk.agent, ticket=ticket, to_state="resolved")
+    # clocks, segments, threshold events, outcomes, the calendar with its ranges and holidays, savepoint + release
+    with django_assert_num_queries(9):
+        report = clocks_rebuild(dry_run=True, now=NOW)
+    assert (report.clocks, report.differences) == (2 * tickets, [])
