@@ -531,3 +531,26 @@ def test_reopen_after_a_priority_change_while_resolved_retargets_the_continued_c
         ("reopened", at(3), None),
         ("retargeted", at(3), None),
     ]
+
+
+def test_team_change_while_resolved_starts_the_new_teams_ola_on_reopen_from_its_arrival(desk, clock_time) -> None:  # type: ignore[no-untyped-def]
+    desktop_ola = make_policy("Desktop OLA", kind="ola", team=desk.desktop, resolution=flat(2 * HOUR))
+    network_ola = make_policy("Network OLA", kind="ola", team=desk.network, resolution=flat(3 * HOUR))
+    ticket = desk.ticket()
+    clock_time.move_to(at(1))
+    transition(desk, ticket, "resolved")
+    clock_time.move_to(at(2))
+    ticket_services.ticket_assign(actor=desk.agent, ticket=ticket, assignee=None, team=desk.network)
+    assert not clocks(ticket, target__policy=network_ola)  # a resolved ticket starts nothing
+    clock_time.move_to(at(3))
+    transition(desk, ticket, "in_progress", actor=desk.requester, reason="Still broken")
+    [old] = clocks(ticket, target__policy=desktop_ola)
+    assert (old.state, old.finished_at, ClockOutcome.objects.get(clock=old).team_id) == (
+        Clock.State.MET,
+        at(1),
+        desk.desktop.pk,
+    )
+    [new] = clocks(ticket, target__policy=network_ola)
+    assert (new.state, new.started_at, new.team_id, new.due_at) == (Clock.State.RUNNING, at(2), desk.network.pk, at(6))
+    assert segments(new) == [(PAUSED, at(2), at(3)), (RUNNING, at(3), None)]
+    assert events(new) == [("started", at(2), None), ("reopened", at(3), None)]
