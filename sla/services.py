@@ -220,7 +220,7 @@ def _policy_clocks_reset(policy: SlaPolicy, at: datetime) -> int:
     cancelled = 0
     while True:
         ids = list(
-            Clock.objects.select_for_update()
+            Clock.objects.select_for_update(of=("self",))
             .filter(target__policy=policy, state__in=Clock.OPEN_STATES)
             .order_by("pk")
             .values_list("pk", flat=True)[:CANCEL_BATCH_SIZE]
