@@ -19,6 +19,7 @@ from itsm.queue import enqueue_on_commit
 from security import permissions
 from security.audit import audit_record, snapshot
 from security.models import Team, User
+from sla import escalation
 from sla import state as clock_state
 from sla.calendar import BusinessCalendar
 from sla.models import (
@@ -440,11 +441,13 @@ def _thresholds(clock: Clock) -> list[tuple[str, int, int]]:
         (ClockEvent.Kind.WARNED.value, percent, -(-target * percent // 100))
         for percent in sorted(clock.target.warning_percents)
     ]
-    return [*warnings, (ClockEvent.Kind.BREACHED.value, 100, target)]
+    return [*warnings, (ClockEvent.Kind.BREACHED.value, 100, target), *escalation.escalation_thresholds(clock)]
 
 
 def _fired_thresholds(clock: Clock) -> set[tuple[str, int]]:
-    rows = ClockEvent.objects.filter(clock=clock, kind__in=(ClockEvent.Kind.WARNED, ClockEvent.Kind.BREACHED))
+    rows = ClockEvent.objects.filter(
+        clock=clock, kind__in=(ClockEvent.Kind.WARNED, ClockEvent.Kind.BREACHED, ClockEvent.Kind.ESCALATED)
+    )
     return {(kind, threshold) for kind, threshold in rows.values_list("kind", "threshold") if threshold is not None}
 
 
@@ -505,6 +508,7 @@ def clock_fire_due(*, clock_id: int, now: datetime | None = None) -> list[str]:
     calendars = _Calendars()
     fired = _fired_thresholds(clock)
     written: list[str] = []
+    escalations: list[tuple[int, datetime]] = []
     update_fields = ["next_deadline_at", "due_at"]
     for kind, percent, seconds, instant in _threshold_instants(clock, calendars, now):
         if instant is None or instant > now or (kind, percent) in fired:
@@ -519,10 +523,15 @@ def clock_fire_due(*, clock_id: int, now: datetime | None = None) -> list[str]:
         if kind == ClockEvent.Kind.BREACHED:
             clock.breached_at = instant
             update_fields.append("breached_at")
+        elif kind == ClockEvent.Kind.ESCALATED:
+            escalations.append((percent, instant))
         written.append(f"{kind}:{percent}")
     _set_deadlines(clock, calendars, now)
     clock.save(update_fields=update_fields)
     _plan_timer(clock, now)
+    # Escalation actions last: they may change the ticket, whose subscribers may change this clock.
+    for percent, instant in escalations:
+        escalation.clock_escalate(clock=clock, percent=percent, at=instant, now=now)
     if written:
         logger.info("sla.clock_fired", extra={"clock_id": clock.pk, "fired": written})
     return written
