@@ -10,6 +10,7 @@ import pytest
 import time_machine
 from django.core import mail
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from itsm.events import DomainEvent, subscribe, unsubscribe
 from security.models import AuditLog, Membership
@@ -410,3 +411,21 @@ def test_levels_are_validated(desk) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValidationError) as out_of_range:
         EscalationLevel(target=target, percent=0, notify_managers=True).full_clean()
     assert "percent" in out_of_range.value.message_dict
+
+
+def test_agents_see_the_escalation_on_the_ticket_page_and_the_requester_does_not(desk, clock_time, client) -> None:  # type: ignore[no-untyped-def]
+    target = make_target()
+    EscalationLevel.objects.create(target=target, percent=100, notify_team_leads=True)
+    ticket = desk.ticket()
+    services.clock_fire_due(clock_id=resolution_clock(ticket).pk, now=at(4))
+    summary = "SLA escalation (Resolution, breach): notified Lee Lead (team lead)"
+
+    client.force_login(desk.agent)
+    agent_page = client.get(reverse("desk_ticket", args=[ticket.number]))
+    client.force_login(desk.requester)
+    portal_page = client.get(reverse("portal_ticket", args=[ticket.number]))
+
+    assert (agent_page.status_code, portal_page.status_code) == (200, 200)
+    assert summary in agent_page.content.decode()
+    assert "SLA escalation" not in portal_page.content.decode()
+    assert "Lee Lead" not in portal_page.content.decode()
