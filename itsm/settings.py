@@ -115,6 +115,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Re-plans the SLA timers from Postgres: a lost eta message costs at most one period (DESIGN.md §3 step 4).
     "sla-reconcile": {"task": "sla.reconcile", "schedule": 30.0, "options": {"queue": "timers", "expires": 25}},
+    "sla-escalation-notifications": {"task": "sla.deliver_due_escalation_notifications", "schedule": 60.0},
 }
 CELERY_TIMEZONE = "UTC"
 # SLA deadlines this close get a Celery task with an eta; later ones wait for the reconciler to bring them in range.

@@ -154,6 +154,7 @@ SLA_TARGET_AUDIT_FIELDS = (
 class SlaTargetInline(admin.TabularInline):
     model = SlaTarget
     extra = 0
+    show_change_link = True  # escalation levels are edited on the target's page (sla/admin_escalation.py)
 
 
 @admin.register(SlaPolicy)
@@ -229,3 +230,6 @@ class ClockOutcomeAdmin(ConfidentialScopedAdmin):
     list_filter = ("met",)
     list_select_related = ("clock", "policy", "team")
     raw_id_fields = ("clock", "team", "category", "policy")
+
+
+from sla import admin_escalation  # noqa: E402, F401 - registers the escalation admin (after the names it imports)

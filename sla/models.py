@@ -423,6 +423,7 @@ class ClockEvent(models.Model):
         RETARGETED = "retargeted", "Retargeted"
         WARNED = "warned", "Warned"
         REOPENED = "reopened", "Reopened"
+        ESCALATED = "escalated", "Escalated"
 
     clock = models.ForeignKey(Clock, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -441,6 +442,16 @@ class ClockEvent(models.Model):
             models.CheckConstraint(
                 condition=~Q(kind__in=("warned", "breached")) | Q(threshold__isnull=False),
                 name="sla_clock_event_threshold_required",
+            ),
+            # Escalation levels fire once per clock and level percent (docs/sla-escalations.md).
+            models.UniqueConstraint(
+                fields=("clock", "kind", "threshold"),
+                condition=Q(kind="escalated"),
+                name="sla_clock_event_escalation_once",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="escalated") | Q(threshold__isnull=False),
+                name="sla_clock_event_escalation_threshold",
             ),
         )
 
@@ -477,3 +488,143 @@ class ClockOutcome(models.Model):
 
     def __str__(self) -> str:
         return f"{'met' if self.met else 'breached'}: {self.business_seconds_used}/{self.target_seconds} s"
+
+
+# --- escalations (issue 5, docs/sla-escalations.md) -----------------------------------------------------------------
+
+
+class EscalationLevel(models.Model):
+    """What happens when a clock reaches `percent` of its target (75 = before the breach, 100 = at it, 150 = half a
+    target after it), once per clock. The actions run in this order: raise the priority, reassign, notify."""
+
+    target = models.ForeignKey(SlaTarget, on_delete=models.CASCADE, related_name="escalation_levels")
+    percent = models.PositiveSmallIntegerField(
+        help_text="Percent of the target: below 100 fires before the breach, 100 at it, above 100 after it."
+    )
+    name = models.CharField(max_length=100, blank=True)
+    notify_assignee = models.BooleanField(default=False)
+    notify_team_leads = models.BooleanField(default=False, help_text="The leads of the ticket's team.")
+    notify_managers = models.BooleanField(default=False)
+    notify_users = models.ManyToManyField(
+        "security.User", blank=True, related_name="+", help_text="Named agents to notify."
+    )
+    reassign_team = models.ForeignKey(
+        "security.Team", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reassign_agent = models.ForeignKey(
+        "security.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    raise_priority_to = models.PositiveSmallIntegerField(
+        null=True, blank=True, choices=[(1, "P1"), (2, "P2"), (3, "P3")], help_text="Only ever raises it."
+    )
+    only_working_hours = models.BooleanField(
+        default=False,
+        help_text="Deliver notifications only during each recipient's working hours (queued until they open).",
+    )
+
+    class Meta:
+        ordering = ("target", "percent")
+        constraints = (
+            models.UniqueConstraint(fields=("target", "percent"), name="sla_escalation_level_unique_percent"),
+            models.CheckConstraint(
+                condition=Q(percent__gte=1, percent__lte=1000), name="sla_escalation_level_percent_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(raise_priority_to__isnull=True) | Q(raise_priority_to__gte=1, raise_priority_to__lte=3),
+                name="sla_escalation_level_priority_range",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.percent} %{f' {self.name}' if self.name else ''}"
+
+    @property
+    def notifies(self) -> bool:
+        return self.notify_assignee or self.notify_team_leads or self.notify_managers
+
+    def clean(self) -> None:
+        super().clean()
+        from security.models import Membership
+
+        if self.percent is not None and not 1 <= self.percent <= 1000:
+            raise ValidationError({"percent": ValidationError("Use 1 to 1000 percent.", code="percent_range")})
+        if self.reassign_agent_id is not None:
+            memberships = Membership.objects.filter(user_id=self.reassign_agent_id)
+            if not memberships.exists():
+                raise ValidationError(
+                    {"reassign_agent": ValidationError("Only an agent can take tickets.", code="not_an_agent")}
+                )
+            if self.reassign_team_id is not None and not memberships.filter(team_id=self.reassign_team_id).exists():
+                raise ValidationError(
+                    {
+                        "reassign_agent": ValidationError(
+                            "The agent is not a member of the team to reassign to.", code="agent_not_in_team"
+                        )
+                    }
+                )
+
+
+class WorkingHours(models.Model):
+    """The calendar whose opening hours a person (or, for its members, a team) keeps: escalations that deliver only
+    during the recipient's working hours wait until it opens. Without one, the policy's calendar applies."""
+
+    user = models.OneToOneField("security.User", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    team = models.OneToOneField("security.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    calendar = models.ForeignKey(Calendar, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        verbose_name_plural = "working hours"
+        constraints = (
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, team__isnull=True) | Q(user__isnull=True, team__isnull=False),
+                name="sla_working_hours_user_xor_team",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.user or self.team}: {self.calendar}"
+
+    def clean(self) -> None:
+        super().clean()
+        if (self.user_id is None) == (self.team_id is None):
+            raise ValidationError("Choose a person or a team, not both.", code="user_xor_team")
+
+
+class EscalationNotification(models.Model):
+    """One e-mail an escalation level owes one recipient. Postgres is the truth: a row is `queued` until its
+    `deliver_after` (the recipient's next opening when the level keeps working hours), then `sent` once (row lock +
+    state guard), or `skipped` when the ticket was closed or the recipient can no longer see it."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENT = "sent", "Sent"
+        SKIPPED = "skipped", "Skipped"
+
+    ticket = models.ForeignKey("tickets.Ticket", on_delete=models.CASCADE, related_name="+")
+    clock = models.ForeignKey(Clock, on_delete=models.CASCADE, related_name="escalation_notifications")
+    level = models.ForeignKey(EscalationLevel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    threshold = models.PositiveSmallIntegerField(help_text="The level's percent when it fired.")
+    recipient = models.ForeignKey("security.User", on_delete=models.CASCADE, related_name="+")
+    reasons = ArrayField(models.CharField(max_length=16), default=list, help_text="assignee, lead, manager, named.")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    created_at = models.DateTimeField()
+    deliver_after = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    detail = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ("deliver_after", "id")
+        indexes = (
+            models.Index(fields=("deliver_after", "id"), condition=Q(state="queued"), name="sla_escalation_notif_due"),
+        )
+        constraints = (
+            models.UniqueConstraint(
+                fields=("clock", "threshold", "recipient"), name="sla_escalation_notif_once_per_recipient"
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="sent") | Q(sent_at__isnull=False), name="sla_escalation_notif_sent_has_time"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.recipient_id} for clock {self.clock_id} at {self.threshold} % ({self.state})"

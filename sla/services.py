@@ -20,6 +20,7 @@ from itsm.queue import enqueue_on_commit
 from security import permissions
 from security.audit import audit_record, snapshot
 from security.models import Team, User
+from sla import escalation
 from sla import events as sla_events
 from sla import state as clock_state
 from sla.calendar import BusinessCalendar
@@ -663,11 +664,13 @@ def _thresholds(clock: Clock) -> list[tuple[str, int, int]]:
         (ClockEvent.Kind.WARNED.value, percent, -(-target * percent // 100))
         for percent in sorted(clock.target.warning_percents)
     ]
-    return [*warnings, (ClockEvent.Kind.BREACHED.value, 100, target)]
+    return [*warnings, (ClockEvent.Kind.BREACHED.value, 100, target), *escalation.escalation_thresholds(clock)]
 
 
 def _fired_thresholds(clock: Clock) -> set[tuple[str, int]]:
-    rows = ClockEvent.objects.filter(clock=clock, kind__in=(ClockEvent.Kind.WARNED, ClockEvent.Kind.BREACHED))
+    rows = ClockEvent.objects.filter(
+        clock=clock, kind__in=(ClockEvent.Kind.WARNED, ClockEvent.Kind.BREACHED, ClockEvent.Kind.ESCALATED)
+    )
     return {(kind, threshold) for kind, threshold in rows.values_list("kind", "threshold") if threshold is not None}
 
 
@@ -726,25 +729,38 @@ def clock_fire_due(*, clock_id: int, now: datetime | None = None) -> list[str]:
     if clock is None or clock.state != Clock.State.RUNNING:
         return []
     calendars = _Calendars()
-    written = _fire_thresholds(clock, calendars, now)
+    escalations: list[tuple[int, datetime]] = []
+    written = _fire_thresholds(clock, calendars, now, escalations)
     _set_deadlines(clock, calendars, now)
     clock.save(update_fields=["next_deadline_at", "due_at", "breached_at"])
     _plan_timer(clock, now)
+    # Escalation actions last: they may change the ticket, whose subscribers may change this clock.
+    for percent, instant in escalations:
+        escalation.clock_escalate(clock=clock, percent=percent, at=instant, now=now)
     if written:
         logger.info("sla.clock_fired", extra={"clock_id": clock.pk, "fired": written})
     return written
 
 
-def _fire_thresholds(clock: Clock, calendars: _Calendars, now: datetime) -> list[str]:
+def _fire_thresholds(
+    clock: Clock, calendars: _Calendars, now: datetime, escalations: list[tuple[int, datetime]] | None = None
+) -> list[str]:
     """Write every threshold of a running clock reached at or before `now` that has not fired: the `ClockEvent` at
     its own instant and the typed event (`sla.warning` / `sla.breached`); a breach sets `clock.breached_at` (the
-    caller saves the clock). Returns what fired, as `"warned:50"` / `"breached:100"`."""
+    caller saves the clock). Returns what fired, as `"warned:50"` / `"breached:100"` / `"escalated:150"`.
+
+    Escalation levels fire only when the caller passes `escalations` (the timer path, `clock_fire_due`, which runs
+    their actions once the clock is saved); `(percent, instant)` of each is appended to it. Elsewhere (retarget,
+    retroactive start, reopen) they stay unfired, so `next_deadline_at` lands on their passed instant and the timer
+    planned for it fires them, with their actions, right after commit."""
     fired = _fired_thresholds(clock)
     thresholds = _threshold_instants(clock, calendars, now)
     due_at = next((instant for kind, _p, _s, instant in thresholds if kind == ClockEvent.Kind.BREACHED.value), None)
     written: list[str] = []
     for kind, percent, seconds, instant in thresholds:
         if instant is None or instant > now or (kind, percent) in fired:
+            continue
+        if kind == ClockEvent.Kind.ESCALATED and escalations is None:
             continue
         ClockEvent.objects.create(
             clock=clock,
@@ -756,6 +772,9 @@ def _fire_thresholds(clock: Clock, calendars: _Calendars, now: datetime) -> list
         if kind == ClockEvent.Kind.BREACHED:
             clock.breached_at = instant
             clock_publish(sla_events.ClockBreached, clock, at=instant, threshold=percent, due_at=due_at)
+        elif kind == ClockEvent.Kind.ESCALATED:
+            assert escalations is not None  # noqa: S101 - skipped above otherwise
+            escalations.append((percent, instant))
         else:
             clock_publish(sla_events.ClockWarned, clock, at=instant, threshold=percent, due_at=due_at)
         written.append(f"{kind}:{percent}")

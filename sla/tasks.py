@@ -7,7 +7,7 @@ message changes nothing."""
 from celery import shared_task
 from django.db import OperationalError
 
-from sla import services
+from sla import escalation, services
 
 
 @shared_task(
@@ -33,3 +33,22 @@ def reconcile_task() -> dict[str, int]:
 def clocks_resync_task() -> int:
     """After a policy edit or deactivation (default queue): re-sync open tickets' clocks in batches (idempotent)."""
     return services.clocks_resync()
+
+
+@shared_task(
+    name="sla.deliver_escalation_notification",
+    acks_late=True,
+    autoretry_for=(OSError, OperationalError),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=8,
+)
+def deliver_escalation_notification_task(notification_id: int) -> str:
+    """E-mail one escalation notification if it is due and not sent yet (row lock + state guard: sent once)."""
+    return escalation.escalation_notification_deliver(notification_id=notification_id)
+
+
+@shared_task(name="sla.deliver_due_escalation_notifications", acks_late=True)
+def deliver_due_escalation_notifications_task() -> dict[str, int]:
+    """Send the queued escalation notifications whose recipients' working hours have begun (celery-beat, 60 s)."""
+    return escalation.escalation_notifications_deliver_due()

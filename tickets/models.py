@@ -194,6 +194,7 @@ class TicketEvent(models.Model):
         COMMENTED = "commented", "Public reply"
         NOTE_ADDED = "note_added", "Internal note"
         ATTACHMENT_ADDED = "attachment_added", "Attachment added"
+        SLA_ESCALATED = "sla_escalated", "SLA escalation"
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField()

@@ -134,6 +134,8 @@ def _summary(event: TicketEvent, names: selectors.TimelineNames | None) -> str:
         return "added an internal note"
     if kind == TicketEvent.Kind.ATTACHMENT_ADDED:
         return f"attached {data.get('filename', 'a file')}"
+    if kind == TicketEvent.Kind.SLA_ESCALATED:
+        return str(data.get("summary") or "escalated the ticket (SLA)")
     if names is None:
         return str(TicketEvent.Kind(kind).label).lower() if kind in TicketEvent.Kind.values else kind
     if kind == TicketEvent.Kind.ASSIGNED:

@@ -529,7 +529,7 @@ def ticket_override_priority(
 
 
 def _save_priority_change(
-    actor: User, ticket: Ticket, before: dict[str, Any], old_priority: int, fields: list[str], reason: str
+    actor: User | None, ticket: Ticket, before: dict[str, Any], old_priority: int, fields: list[str], reason: str
 ) -> Ticket:
     now = timezone.now()
     _bump(ticket, now, fields)
@@ -551,7 +551,11 @@ def _save_priority_change(
     if old_priority != ticket.priority:
         publish(
             events.PriorityChanged(
-                at=now, actor_id=actor.pk, ticket_id=ticket.pk, from_priority=old_priority, to_priority=ticket.priority
+                at=now,
+                actor_id=actor.pk if actor else None,
+                ticket_id=ticket.pk,
+                from_priority=old_priority,
+                to_priority=ticket.priority,
             )
         )
     return ticket
