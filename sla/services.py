@@ -425,7 +425,9 @@ def register_subscribers() -> None:
 # inside the horizon, an eta task is sent after commit; the reconciler (`clocks_reconcile`, celery-beat) re-plans
 # whatever a lost message missed. Firing locks the clock row and checks the ledger, so a duplicate message is a no-op.
 
-RECONCILE_BATCH_SIZE = 500
+# A firing batch holds its clock rows locked until it commits: small enough that a ticket change waiting on one of
+# them waits well under a second.
+RECONCILE_BATCH_SIZE = 100
 
 
 def timer_horizon() -> timedelta:
@@ -530,33 +532,67 @@ def clock_fire_due(*, clock_id: int, now: datetime | None = None) -> list[str]:
 
 def clocks_reconcile(*, now: datetime | None = None, batch_size: int = RECONCILE_BATCH_SIZE) -> dict[str, int]:
     """Re-plan the timers from Postgres (celery-beat, DESIGN.md §3 step 4): running clocks whose `next_deadline_at`
-    is at or before `now + horizon`, in batches in deadline order (the partial index). Overdue ones are fired here,
-    each in its own transaction; the others get an eta task. Safe to re-run: firing is idempotent and a duplicate
-    eta task is a no-op. Returns counts: clocks that `fired` something, eta tasks `planned`, firings that `failed`."""
+    is at or before `now + horizon`, in deadline order (the partial index). Returns counts: clocks that `fired`
+    something, eta tasks `planned`, firings that `failed`.
+
+    Safe with several reconcilers at once (two beat instances, a worker's start-up pass, a wave's sweep): overdue
+    clocks are taken `batch_size` at a time with `SELECT … FOR UPDATE SKIP LOCKED` and fired in that batch's
+    transaction, so a clock another reconciler (or an eta task, or a ticket service) holds is skipped, never waited
+    for and never fired twice; whoever holds it fires it or re-plans it. Each firing is a savepoint: one broken clock
+    (e.g. a calendar without hours) is logged and skipped. Clocks due later inside the horizon get an eta task
+    without locking (a duplicate eta task is a no-op)."""
     now = now or timezone.now()
-    limit = now + timer_horizon()
-    counts = {"fired": 0, "planned": 0, "failed": 0}
+    counts = clocks_fire_overdue(now=now, batch_size=batch_size)
+    counts["planned"] = clocks_plan_soon(now=now, batch_size=batch_size)
+    return counts
+
+
+def clocks_fire_overdue(*, now: datetime | None = None, batch_size: int = RECONCILE_BATCH_SIZE) -> dict[str, int]:
+    """Fire every running clock whose `next_deadline_at <= now` that no other transaction holds (see
+    `clocks_reconcile`). Returns `{"fired": n, "failed": n}`."""
+    now = now or timezone.now()
+    counts = {"fired": 0, "failed": 0}
     after: tuple[datetime, int] | None = None
     while True:
-        rows = Clock.objects.filter(state=Clock.State.RUNNING, next_deadline_at__lte=limit)
+        with transaction.atomic():
+            rows = Clock.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+                state=Clock.State.RUNNING, next_deadline_at__lte=now
+            )
+            if after is not None:  # keyset: a clock that failed stays overdue and must not be taken again
+                rows = rows.filter(Q(next_deadline_at__gt=after[0]) | Q(next_deadline_at=after[0], pk__gt=after[1]))
+            page = rows.order_by("next_deadline_at", "pk").values_list("next_deadline_at", "pk")[:batch_size]
+            batch = [(deadline, clock_id) for deadline, clock_id in page if deadline is not None]
+            for _deadline, clock_id in batch:
+                try:
+                    fired = clock_fire_due(clock_id=clock_id, now=now)  # a savepoint inside this transaction
+                except Exception:
+                    logger.exception("sla.reconcile_fire_failed", extra={"clock_id": clock_id})
+                    counts["failed"] += 1
+                else:
+                    counts["fired"] += bool(fired)
+        if len(batch) < batch_size:
+            return counts
+        after = batch[-1]
+
+
+def clocks_plan_soon(*, now: datetime | None = None, batch_size: int = RECONCILE_BATCH_SIZE) -> int:
+    """Send an eta task for every running clock due after `now` and within the horizon; returns how many."""
+    now = now or timezone.now()
+    from sla.tasks import fire_due_clock_task  # the tasks module imports this one
+
+    planned = 0
+    after: tuple[datetime, int] | None = None
+    while True:
+        rows = Clock.objects.filter(
+            state=Clock.State.RUNNING, next_deadline_at__gt=now, next_deadline_at__lte=now + timer_horizon()
+        )
         if after is not None:
             rows = rows.filter(Q(next_deadline_at__gt=after[0]) | Q(next_deadline_at=after[0], pk__gt=after[1]))
         page = rows.order_by("next_deadline_at", "pk").values_list("next_deadline_at", "pk")[:batch_size]
         batch = [(deadline, clock_id) for deadline, clock_id in page if deadline is not None]
         for deadline, clock_id in batch:
-            if deadline <= now:
-                try:
-                    fired = clock_fire_due(clock_id=clock_id, now=now)
-                except Exception:  # one broken clock (e.g. a calendar without hours) must not stop the others
-                    logger.exception("sla.reconcile_fire_failed", extra={"clock_id": clock_id})
-                    counts["failed"] += 1
-                else:
-                    counts["fired"] += bool(fired)
-            else:
-                from sla.tasks import fire_due_clock_task
-
-                enqueue_on_commit(fire_due_clock_task, clock_id, eta=deadline)
-                counts["planned"] += 1
+            enqueue_on_commit(fire_due_clock_task, clock_id, eta=deadline)
+        planned += len(batch)
         if len(batch) < batch_size:
-            return counts
+            return planned
         after = batch[-1]
