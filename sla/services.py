@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -547,32 +547,124 @@ def clocks_reconcile(*, now: datetime | None = None, batch_size: int = RECONCILE
     return counts
 
 
+def clock_timer_fire(*, clock_id: int, now: datetime | None = None) -> list[str]:
+    """What the eta task `sla.fire_due_clock` does. A message for a clock with nothing left to fire (a duplicate, a
+    stale message for a paused, finished or gone clock) costs one query. Otherwise the clock is fired by
+    `clock_fire_due` (waiting for its lock, so a ticket change in flight is never skipped), and when other clocks are
+    overdue too (a wave of deadlines in the same second) they are fired right away in batches
+    (`clocks_fire_overdue`), so the rest of the wave's messages find nothing to do. Returns what fired on this clock."""
+    now = now or timezone.now()
+    if not Clock.objects.filter(pk=clock_id, state=Clock.State.RUNNING, next_deadline_at__isnull=False).exists():
+        return []
+    fired = clock_fire_due(clock_id=clock_id, now=now)
+    if Clock.objects.filter(state=Clock.State.RUNNING, next_deadline_at__lte=now).exists():
+        clocks_fire_overdue(now=now)
+    return fired
+
+
 def clocks_fire_overdue(*, now: datetime | None = None, batch_size: int = RECONCILE_BATCH_SIZE) -> dict[str, int]:
     """Fire every running clock whose `next_deadline_at <= now` that no other transaction holds (see
-    `clocks_reconcile`). Returns `{"fired": n, "failed": n}`."""
+    `clocks_reconcile`), `batch_size` clocks per transaction. Returns `{"fired": n, "failed": n}`."""
     now = now or timezone.now()
     counts = {"fired": 0, "failed": 0}
     after: tuple[datetime, int] | None = None
     while True:
         with transaction.atomic():
-            rows = Clock.objects.select_for_update(skip_locked=True, of=("self",)).filter(
-                state=Clock.State.RUNNING, next_deadline_at__lte=now
+            rows = (
+                Clock.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("target__policy")
+                .filter(state=Clock.State.RUNNING, next_deadline_at__lte=now)
             )
             if after is not None:  # keyset: a clock that failed stays overdue and must not be taken again
                 rows = rows.filter(Q(next_deadline_at__gt=after[0]) | Q(next_deadline_at=after[0], pk__gt=after[1]))
-            page = rows.order_by("next_deadline_at", "pk").values_list("next_deadline_at", "pk")[:batch_size]
-            batch = [(deadline, clock_id) for deadline, clock_id in page if deadline is not None]
-            for _deadline, clock_id in batch:
-                try:
-                    fired = clock_fire_due(clock_id=clock_id, now=now)  # a savepoint inside this transaction
-                except Exception:
-                    logger.exception("sla.reconcile_fire_failed", extra={"clock_id": clock_id})
-                    counts["failed"] += 1
-                else:
-                    counts["fired"] += bool(fired)
+            batch = list(rows.order_by("next_deadline_at", "pk")[:batch_size])
+            if batch:
+                _fire_locked(batch, now, counts)
         if len(batch) < batch_size:
             return counts
-        after = batch[-1]
+        deadline = batch[-1].next_deadline_at
+        after = (deadline, batch[-1].pk) if deadline is not None else after
+
+
+def _fire_locked(clocks: list[Clock], now: datetime, counts: dict[str, int]) -> None:
+    """`clock_fire_due` for a batch of clocks this transaction holds locked, in a constant number of statements:
+    one read of their segments, one of their fired thresholds, one insert of the new events, one update of the
+    clocks (plus the calendars, once each). Same rules: every unfired threshold at or before `now` fires at its
+    instant, the breach sets `breached_at`, and `next_deadline_at`/`due_at` are recomputed and the next timer planned.
+    A clock whose figures cannot be computed (a calendar without hours) is logged, counted as failed and left as is."""
+    ids = [clock.pk for clock in clocks]
+    ledgers: dict[int, list[clock_state.Segment]] = {clock_id: [] for clock_id in ids}
+    for segment in ClockSegment.objects.filter(clock_id__in=ids).order_by("clock_id", "start", "id"):
+        ledgers[segment.clock_id].append(clock_state.Segment(kind=segment.kind, start=segment.start, end=segment.end))
+    fired: dict[int, set[tuple[str, int]]] = {clock_id: set() for clock_id in ids}
+    rows = ClockEvent.objects.filter(
+        clock_id__in=ids, kind__in=(ClockEvent.Kind.WARNED, ClockEvent.Kind.BREACHED), threshold__isnull=False
+    ).values_list("clock_id", "kind", "threshold")
+    for clock_id, kind, threshold in rows:
+        if threshold is not None:
+            fired[clock_id].add((kind, threshold))
+    calendars = _Calendars()
+    events: list[ClockEvent] = []
+    changed: list[Clock] = []
+    for clock in clocks:
+        try:
+            calendar = calendars.get(clock.target.policy.calendar_id)
+            instants = [
+                (kind, percent, seconds, clock_state.figures(ledgers[clock.pk], calendar, target_seconds=seconds,
+                                                             now=now).due_at)
+                for kind, percent, seconds in _thresholds(clock)
+            ]  # fmt: skip
+        except Exception:
+            logger.exception("sla.reconcile_fire_failed", extra={"clock_id": clock.pk})
+            counts["failed"] += 1
+            continue
+        done = fired[clock.pk]
+        written = 0
+        for kind, percent, seconds, instant in instants:
+            if instant is None or instant > now or (kind, percent) in done:
+                continue
+            events.append(
+                ClockEvent(
+                    clock=clock, kind=kind, at=instant, threshold=percent,
+                    data={"business_seconds": seconds, "target_seconds": clock.target_seconds},
+                )
+            )  # fmt: skip
+            done.add((kind, percent))
+            written += 1
+            if kind == ClockEvent.Kind.BREACHED:
+                clock.breached_at = instant
+        clock.next_deadline_at = min(
+            (instant for kind, percent, _s, instant in instants if instant is not None and (kind, percent) not in done),
+            default=None,
+        )
+        clock.due_at = next((instant for kind, _p, _s, instant in instants if kind == ClockEvent.Kind.BREACHED), None)
+        changed.append(clock)
+        counts["fired"] += bool(written)
+    ClockEvent.objects.bulk_create(events)
+    _update_instants(changed)
+    for clock in changed:
+        _plan_timer(clock, now)
+    if events:
+        logger.info("sla.clocks_fired", extra={"clocks": len(changed), "events": len(events)})
+
+
+def _update_instants(clocks: list[Clock]) -> None:
+    """One `UPDATE … FROM (VALUES …)` of the clocks' `next_deadline_at`, `due_at` and `breached_at` (Django's
+    `bulk_update` builds a CASE per row and field, which cost most of a batch's time)."""
+    if not clocks:
+        return
+    rows = ", ".join(["(%s::bigint, %s::timestamptz, %s::timestamptz, %s::timestamptz)"] * len(clocks))
+    params: list[Any] = []
+    for clock in clocks:
+        params += [clock.pk, clock.next_deadline_at, clock.due_at, clock.breached_at]
+    table = connection.ops.quote_name(Clock._meta.db_table)
+    sql = (
+        f"UPDATE {table} AS clock SET next_deadline_at = v.next_deadline_at, due_at = v.due_at, "  # noqa: S608
+        f"breached_at = v.breached_at FROM (VALUES {rows}) AS v(id, next_deadline_at, due_at, breached_at) "
+        "WHERE clock.id = v.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def clocks_plan_soon(*, now: datetime | None = None, batch_size: int = RECONCILE_BATCH_SIZE) -> int:

@@ -27,8 +27,9 @@ TIMERS_QUEUE = "timers"
     max_retries=5,
 )
 def fire_due_clock_task(clock_id: int) -> list[str]:
-    """Fire the clock's thresholds that are due. A gone, paused or finished clock, or one already fired, is a no-op."""
-    return services.clock_fire_due(clock_id=clock_id)
+    """Fire the clock's thresholds that are due (and, in a wave, every other overdue clock). A gone, paused or finished
+    clock, or one already fired, is a no-op."""
+    return services.clock_timer_fire(clock_id=clock_id)
 
 
 @shared_task(name="sla.reconcile", acks_late=True)
