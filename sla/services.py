@@ -538,9 +538,9 @@ def clocks_reconcile(*, now: datetime | None = None, batch_size: int = RECONCILE
     Safe with several reconcilers at once (two beat instances, a worker's start-up pass, a wave's sweep): overdue
     clocks are taken `batch_size` at a time with `SELECT … FOR UPDATE SKIP LOCKED` and fired in that batch's
     transaction, so a clock another reconciler (or an eta task, or a ticket service) holds is skipped, never waited
-    for and never fired twice; whoever holds it fires it or re-plans it. Each firing is a savepoint: one broken clock
-    (e.g. a calendar without hours) is logged and skipped. Clocks due later inside the horizon get an eta task
-    without locking (a duplicate eta task is a no-op)."""
+    for and never fired twice; whoever holds it fires it or re-plans it. A batch is fired in a constant number of
+    statements (`_fire_locked`); one broken clock (e.g. a calendar without hours) is logged and skipped. Clocks due
+    later inside the horizon get an eta task without locking (a duplicate eta task is a no-op)."""
     now = now or timezone.now()
     counts = clocks_fire_overdue(now=now, batch_size=batch_size)
     counts["planned"] = clocks_plan_soon(now=now, batch_size=batch_size)
@@ -578,12 +578,12 @@ def clocks_fire_overdue(*, now: datetime | None = None, batch_size: int = RECONC
             if after is not None:  # keyset: a clock that failed stays overdue and must not be taken again
                 rows = rows.filter(Q(next_deadline_at__gt=after[0]) | Q(next_deadline_at=after[0], pk__gt=after[1]))
             batch = list(rows.order_by("next_deadline_at", "pk")[:batch_size])
+            if len(batch) == batch_size and batch[-1].next_deadline_at is not None:
+                after = (batch[-1].next_deadline_at, batch[-1].pk)  # before firing moves the deadlines
             if batch:
                 _fire_locked(batch, now, counts)
         if len(batch) < batch_size:
             return counts
-        deadline = batch[-1].next_deadline_at
-        after = (deadline, batch[-1].pk) if deadline is not None else after
 
 
 def _fire_locked(clocks: list[Clock], now: datetime, counts: dict[str, int]) -> None:

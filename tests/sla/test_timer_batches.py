@@ -103,3 +103,37 @@ def test_batch_firing_costs_the_same_statements_at_any_size(desk, size, django_c
     assert counts == {"fired": size, "failed": 0}
     # savepoint, lock the batch, segments, fired thresholds, calendar + ranges + holidays, insert, update, release
     assert len(queries) == 10
+
+
+@pytest.mark.django_db
+def test_a_clock_that_cannot_be_fired_is_counted_once_and_the_others_fire(
+    desk, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    # given: four overdue office-hours clocks; the earliest one's calendar then loses all its working hours
+    broken_calendar = services.calendar_create(
+        actor=None, name="Broken", time_zone="UTC", ranges=[(d, time(9), time(17)) for d in range(5)]
+    )
+    policy = SlaPolicy.objects.create(name="Broken", calendar=broken_calendar, precedence=1)
+    policy.categories.add(desk.vpn)
+    SlaTarget.objects.create(
+        policy=policy, metric=SlaTarget.Metric.RESOLUTION, warning_percents=[],
+        p1_seconds=HOUR, p2_seconds=HOUR, p3_seconds=HOUR, p4_seconds=HOUR,
+    )  # fmt: skip
+    _policy(_office())
+    with time_machine.travel(MONDAY_9, tick=False) as traveller:
+        broken = desk.ticket(title="Broken calendar", category=desk.vpn)
+        others = [desk.ticket(title=f"Fine {n}") for n in range(3)]
+        broken_calendar.working_ranges.all().delete()
+        traveller.move_to(MONDAY_9 + timedelta(hours=6))
+        broken_clock = Clock.objects.get(ticket=broken)
+        assert broken_clock.target.policy == policy
+        assert broken_clock.next_deadline_at == MONDAY_9 + timedelta(hours=1)
+
+        # when: batches of two, the broken clock first
+        with django_capture_on_commit_callbacks(execute=False):
+            counts = services.clocks_reconcile(batch_size=2)
+
+    # then: it failed once (not once per batch), untouched; the three others fired
+    assert counts == {"fired": 3, "failed": 1, "planned": 0}
+    assert ClockEvent.objects.filter(clock=broken_clock, kind__in=("warned", "breached")).count() == 0
+    assert Clock.objects.filter(ticket__in=others, breached_at=MONDAY_9 + timedelta(hours=4)).count() == 3
