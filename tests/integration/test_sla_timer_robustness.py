@@ -194,11 +194,12 @@ def test_after_a_redis_restart_the_beat_reconciler_replans_and_the_breach_fires_
 
     # then: a reconciler pass after the restart planned it again, and it breached at its instant, once
     events = _wait_for_breach(clock, until=max(breach_at, _instant(running[-1].ready_at)) + timedelta(seconds=10))
-    replanned = re.compile(
-        r"sla\.reconcile\[[^]]+\] succeeded in [0-9.e-]+s: \{'fired': 0, 'failed': 0, 'planned': 1\}"
+    # (it planned the eta task again, or, when the replacement worker came up after the instant, fired it overdue)
+    passes = re.findall(
+        r"sla\.reconcile\[[^]]+\] succeeded in [0-9.e-]+s: \{'fired': ([01]), 'failed': 0, 'planned': ([01])\}",
+        worker.text()[restarted_at:] + "".join(later.text() for later in running[1:]),
     )
-    logs = worker.text()[restarted_at:] + "".join(later.text() for later in running[1:])
-    assert replanned.search(logs) is not None, logs[-3000:]
+    assert ("0", "1") in passes or ("1", "0") in passes, worker.text()[-3000:]
     _settle()
     events = _breaches(clock)
     assert [(event.threshold, event.at) for event in events] == [(100, breach_at)]
