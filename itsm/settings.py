@@ -107,14 +107,19 @@ CELERY_TASK_ROUTES = {
     "reports.*": {"queue": "reports"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# With acks_late, a task the broker has not seen acknowledged within this window is delivered again; timers with an
-# eta further out than this would be re-delivered early, which is why the SLA engine only schedules a short horizon.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# With acks_late, a task the broker has not seen acknowledged within this window is delivered again (a worker killed
+# mid-task); an eta task waits unacknowledged in its worker until its eta, so this must stay above the SLA timer
+# horizon plus the reconciler period, or Redis re-delivers eta tasks early (harmless duplicates, but wasted work).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 300)}
 # Publishing gives up quickly when the broker is down instead of hanging a web request (see itsm/queue.py).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Re-plans the SLA timers from Postgres: a lost eta message costs at most one period (DESIGN.md §3 step 4).
-    "sla-reconcile": {"task": "sla.reconcile", "schedule": 30.0, "options": {"queue": "timers", "expires": 25}},
+    "sla-reconcile": {
+        "task": "sla.reconcile",
+        "schedule": float(env_int("SLA_RECONCILE_SECONDS", 30)),
+        "options": {"queue": "timers", "expires": max(env_int("SLA_RECONCILE_SECONDS", 30) - 5, 1)},
+    },
     "sla-escalation-notifications": {"task": "sla.deliver_due_escalation_notifications", "schedule": 60.0},
 }
 CELERY_TIMEZONE = "UTC"

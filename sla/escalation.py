@@ -16,6 +16,8 @@ e-mail goes out once.
 """
 
 import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -63,14 +65,23 @@ class SlaEscalated(DomainEvent):
     actions: tuple[dict[str, Any], ...] = field(default=())
 
 
-def escalation_thresholds(clock: Clock) -> list[tuple[str, int, int]]:
+def escalation_thresholds(clock: Clock, percents: Sequence[int] | None = None) -> list[tuple[str, int, int]]:
     """`(kind, percent, business seconds)` of the clock's escalation levels, in percent order (rounded up to the
-    second, like the warnings: a level never fires before its percentage is reached)."""
-    percents = EscalationLevel.objects.filter(target_id=clock.target_id).order_by("percent")
-    return [
-        (ESCALATED, percent, -(-clock.target_seconds * percent // 100))
-        for percent in percents.values_list("percent", flat=True)
-    ]
+    second, like the warnings: a level never fires before its percentage is reached). `percents` are the target's
+    level percents when the caller already has them (batch firing: `escalation_percents_by_target`)."""
+    if percents is None:
+        rows = EscalationLevel.objects.filter(target_id=clock.target_id).order_by("percent")
+        percents = list(rows.values_list("percent", flat=True))
+    return [(ESCALATED, percent, -(-clock.target_seconds * percent // 100)) for percent in sorted(percents)]
+
+
+def escalation_percents_by_target(target_ids: Iterable[int]) -> dict[int, list[int]]:
+    """The level percents of each target, in one query (targets without levels are absent)."""
+    by_target: dict[int, list[int]] = defaultdict(list)
+    rows = EscalationLevel.objects.filter(target_id__in=set(target_ids)).order_by("target_id", "percent")
+    for target_id, percent in rows.values_list("target_id", "percent"):
+        by_target[target_id].append(percent)
+    return dict(by_target)
 
 
 class _BusinessCalendars:

@@ -9,6 +9,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Now
 
 
 def validate_time_zone(value: str) -> None:
@@ -430,6 +431,9 @@ class ClockEvent(models.Model):
     at = models.DateTimeField()
     threshold = models.PositiveSmallIntegerField(null=True, blank=True)
     data = models.JSONField(default=dict, blank=True)
+    # When the row was written (the database's statement time), as opposed to `at`, the instant it is about: a timer's
+    # lateness is `recorded_at - at` (bench/sla_timers.py).
+    recorded_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
         ordering = ("clock", "at", "id")

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import DateTimeField, F, Q, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -649,22 +649,26 @@ def register_subscribers() -> None:
 # inside the horizon, an eta task is sent after commit; the reconciler (`clocks_reconcile`, celery-beat) re-plans
 # whatever a lost message missed. Firing locks the clock row and checks the ledger, so a duplicate message is a no-op.
 
-RECONCILE_BATCH_SIZE = 500
+# A firing batch holds its clock rows locked until it commits: small enough that a ticket change waiting on one of
+# them waits well under a second.
+RECONCILE_BATCH_SIZE = 100
 
 
 def timer_horizon() -> timedelta:
     return timedelta(seconds=settings.SLA_TIMER_HORIZON_SECONDS)
 
 
-def _thresholds(clock: Clock) -> list[tuple[str, int, int]]:
+def _thresholds(clock: Clock, escalation_percents: Sequence[int] | None = None) -> list[tuple[str, int, int]]:
     """`(kind, percent, business seconds)` of every threshold of `clock`: the warnings (rounded up to the second, so
-    a warning never fires before its percentage is reached), then the breach."""
+    a warning never fires before its percentage is reached), the breach, then the escalation levels (read from the
+    database unless the caller passes the target's `escalation_percents`)."""
     target = clock.target_seconds
     warnings = [
         (ClockEvent.Kind.WARNED.value, percent, -(-target * percent // 100))
         for percent in sorted(clock.target.warning_percents)
     ]
-    return [*warnings, (ClockEvent.Kind.BREACHED.value, 100, target), *escalation.escalation_thresholds(clock)]
+    levels = escalation.escalation_thresholds(clock, escalation_percents)
+    return [*warnings, (ClockEvent.Kind.BREACHED.value, 100, target), *levels]
 
 
 def _fired_thresholds(clock: Clock) -> set[tuple[str, int]]:
@@ -783,33 +787,174 @@ def _fire_thresholds(
 
 def clocks_reconcile(*, now: datetime | None = None, batch_size: int = RECONCILE_BATCH_SIZE) -> dict[str, int]:
     """Re-plan the timers from Postgres (celery-beat, DESIGN.md §3 step 4): running clocks whose `next_deadline_at`
-    is at or before `now + horizon`, in batches in deadline order (the partial index). Overdue ones are fired here,
-    each in its own transaction; the others get an eta task. Safe to re-run: firing is idempotent and a duplicate
-    eta task is a no-op. Returns counts: clocks that `fired` something, eta tasks `planned`, firings that `failed`."""
+    is at or before `now + horizon`, in deadline order (the partial index). Returns counts: clocks that `fired`
+    something, eta tasks `planned`, firings that `failed`.
+
+    Safe with several reconcilers at once (two beat instances, a worker's start-up pass, a wave's sweep): overdue
+    clocks are taken `batch_size` at a time with `SELECT … FOR UPDATE SKIP LOCKED` and fired in that batch's
+    transaction, so a clock another reconciler (or an eta task, or a ticket service) holds is skipped, never waited
+    for and never fired twice; whoever holds it fires it or re-plans it. A batch is fired in a constant number of
+    statements (`_fire_locked`); one broken clock (e.g. a calendar without hours) is logged and skipped. Clocks due
+    later inside the horizon get an eta task without locking (a duplicate eta task is a no-op)."""
     now = now or timezone.now()
-    limit = now + timer_horizon()
-    counts = {"fired": 0, "planned": 0, "failed": 0}
+    counts = clocks_fire_overdue(now=now, batch_size=batch_size)
+    counts["planned"] = clocks_plan_soon(now=now, batch_size=batch_size)
+    return counts
+
+
+def clock_timer_fire(*, clock_id: int, now: datetime | None = None) -> list[str]:
+    """What the eta task `sla.fire_due_clock` does. A message for a clock with nothing left to fire (a duplicate, a
+    stale message for a paused, finished or gone clock) costs one query. Otherwise the clock is fired by
+    `clock_fire_due` (waiting for its lock, so a ticket change in flight is never skipped), and when other clocks are
+    overdue too (a wave of deadlines in the same second) they are fired right away in batches
+    (`clocks_fire_overdue`), so the rest of the wave's messages find nothing to do. Returns what fired on this clock."""
+    now = now or timezone.now()
+    if not Clock.objects.filter(pk=clock_id, state=Clock.State.RUNNING, next_deadline_at__isnull=False).exists():
+        return []
+    fired = clock_fire_due(clock_id=clock_id, now=now)
+    if Clock.objects.filter(state=Clock.State.RUNNING, next_deadline_at__lte=now).exists():
+        clocks_fire_overdue(now=now)
+    return fired
+
+
+def clocks_fire_overdue(*, now: datetime | None = None, batch_size: int = RECONCILE_BATCH_SIZE) -> dict[str, int]:
+    """Fire every running clock whose `next_deadline_at <= now` that no other transaction holds (see
+    `clocks_reconcile`), `batch_size` clocks per transaction. Returns `{"fired": n, "failed": n}`."""
+    now = now or timezone.now()
+    counts = {"fired": 0, "failed": 0}
     after: tuple[datetime, int] | None = None
     while True:
-        rows = Clock.objects.filter(state=Clock.State.RUNNING, next_deadline_at__lte=limit)
+        with transaction.atomic():
+            rows = (
+                Clock.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("target__policy")
+                .filter(state=Clock.State.RUNNING, next_deadline_at__lte=now)
+            )
+            if after is not None:  # keyset: a clock that failed stays overdue and must not be taken again
+                rows = rows.filter(Q(next_deadline_at__gt=after[0]) | Q(next_deadline_at=after[0], pk__gt=after[1]))
+            batch = list(rows.order_by("next_deadline_at", "pk")[:batch_size])
+            if len(batch) == batch_size and batch[-1].next_deadline_at is not None:
+                after = (batch[-1].next_deadline_at, batch[-1].pk)  # before firing moves the deadlines
+            if batch:
+                _fire_locked(batch, now, counts)
+        if len(batch) < batch_size:
+            return counts
+
+
+def _fire_locked(clocks: list[Clock], now: datetime, counts: dict[str, int]) -> None:
+    """`clock_fire_due` for a batch of clocks this transaction holds locked, in a constant number of statements:
+    one read of their segments, one of their fired thresholds, one insert of the new events, one update of the
+    clocks (plus the calendars, once each). Same rules: every unfired threshold at or before `now` fires at its
+    instant, the breach sets `breached_at`, and `next_deadline_at`/`due_at` are recomputed and the next timer planned.
+    The typed events (`sla.warning`, `sla.breached`) are published and escalation levels run their actions once the
+    clocks are saved, as in `clock_fire_due` (their subscribers and actions cost queries of their own).
+    A clock whose figures cannot be computed (a calendar without hours) is logged, counted as failed and left as is."""
+    ids = [clock.pk for clock in clocks]
+    ledgers: dict[int, list[clock_state.Segment]] = {clock_id: [] for clock_id in ids}
+    for segment in ClockSegment.objects.filter(clock_id__in=ids).order_by("clock_id", "start", "id"):
+        ledgers[segment.clock_id].append(clock_state.Segment(kind=segment.kind, start=segment.start, end=segment.end))
+    fired: dict[int, set[tuple[str, int]]] = {clock_id: set() for clock_id in ids}
+    rows = ClockEvent.objects.filter(
+        clock_id__in=ids,
+        kind__in=(ClockEvent.Kind.WARNED, ClockEvent.Kind.BREACHED, ClockEvent.Kind.ESCALATED),
+        threshold__isnull=False,
+    ).values_list("clock_id", "kind", "threshold")
+    for clock_id, kind, threshold in rows:
+        if threshold is not None:
+            fired[clock_id].add((kind, threshold))
+    levels = escalation.escalation_percents_by_target(clock.target_id for clock in clocks)
+    calendars = _Calendars()
+    events: list[ClockEvent] = []
+    changed: list[Clock] = []
+    escalations: list[tuple[Clock, int, datetime]] = []
+    for clock in clocks:
+        try:
+            calendar = calendars.get(clock.target.policy.calendar_id)
+            instants = [
+                (kind, percent, seconds, clock_state.figures(ledgers[clock.pk], calendar, target_seconds=seconds,
+                                                             now=now).due_at)
+                for kind, percent, seconds in _thresholds(clock, levels.get(clock.target_id, []))
+            ]  # fmt: skip
+        except Exception:
+            logger.exception("sla.reconcile_fire_failed", extra={"clock_id": clock.pk})
+            counts["failed"] += 1
+            continue
+        done = fired[clock.pk]
+        written = 0
+        due_at = next((instant for kind, _p, _s, instant in instants if kind == ClockEvent.Kind.BREACHED), None)
+        for kind, percent, seconds, instant in instants:
+            if instant is None or instant > now or (kind, percent) in done:
+                continue
+            events.append(
+                ClockEvent(
+                    clock=clock, kind=kind, at=instant, threshold=percent,
+                    data={"business_seconds": seconds, "target_seconds": clock.target_seconds},
+                )
+            )  # fmt: skip
+            done.add((kind, percent))
+            written += 1
+            if kind == ClockEvent.Kind.BREACHED:
+                clock.breached_at = instant
+                clock_publish(sla_events.ClockBreached, clock, at=instant, threshold=percent, due_at=due_at)
+            elif kind == ClockEvent.Kind.ESCALATED:
+                escalations.append((clock, percent, instant))
+            else:
+                clock_publish(sla_events.ClockWarned, clock, at=instant, threshold=percent, due_at=due_at)
+        clock.next_deadline_at = min(
+            (instant for kind, percent, _s, instant in instants if instant is not None and (kind, percent) not in done),
+            default=None,
+        )
+        clock.due_at = due_at
+        changed.append(clock)
+        counts["fired"] += bool(written)
+    ClockEvent.objects.bulk_create(events)
+    _update_instants(changed)
+    for clock in changed:
+        _plan_timer(clock, now)
+    # Escalation actions last, as in `clock_fire_due`: they may change the ticket, whose subscribers may change clocks.
+    for clock, percent, instant in escalations:
+        escalation.clock_escalate(clock=clock, percent=percent, at=instant, now=now)
+    if events:
+        logger.info("sla.clocks_fired", extra={"clocks": len(changed), "events": len(events)})
+
+
+def _update_instants(clocks: list[Clock]) -> None:
+    """One `UPDATE … FROM (VALUES …)` of the clocks' `next_deadline_at`, `due_at` and `breached_at` (Django's
+    `bulk_update` builds a CASE per row and field, which cost most of a batch's time)."""
+    if not clocks:
+        return
+    rows = ", ".join(["(%s::bigint, %s::timestamptz, %s::timestamptz, %s::timestamptz)"] * len(clocks))
+    params: list[Any] = []
+    for clock in clocks:
+        params += [clock.pk, clock.next_deadline_at, clock.due_at, clock.breached_at]
+    table = connection.ops.quote_name(Clock._meta.db_table)
+    sql = (
+        f"UPDATE {table} AS clock SET next_deadline_at = v.next_deadline_at, due_at = v.due_at, "  # noqa: S608
+        f"breached_at = v.breached_at FROM (VALUES {rows}) AS v(id, next_deadline_at, due_at, breached_at) "
+        "WHERE clock.id = v.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def clocks_plan_soon(*, now: datetime | None = None, batch_size: int = RECONCILE_BATCH_SIZE) -> int:
+    """Send an eta task for every running clock due after `now` and within the horizon; returns how many."""
+    now = now or timezone.now()
+    from sla.tasks import fire_due_clock_task  # the tasks module imports this one
+
+    planned = 0
+    after: tuple[datetime, int] | None = None
+    while True:
+        rows = Clock.objects.filter(
+            state=Clock.State.RUNNING, next_deadline_at__gt=now, next_deadline_at__lte=now + timer_horizon()
+        )
         if after is not None:
             rows = rows.filter(Q(next_deadline_at__gt=after[0]) | Q(next_deadline_at=after[0], pk__gt=after[1]))
         page = rows.order_by("next_deadline_at", "pk").values_list("next_deadline_at", "pk")[:batch_size]
         batch = [(deadline, clock_id) for deadline, clock_id in page if deadline is not None]
         for deadline, clock_id in batch:
-            if deadline <= now:
-                try:
-                    fired = clock_fire_due(clock_id=clock_id, now=now)
-                except Exception:  # one broken clock (e.g. a calendar without hours) must not stop the others
-                    logger.exception("sla.reconcile_fire_failed", extra={"clock_id": clock_id})
-                    counts["failed"] += 1
-                else:
-                    counts["fired"] += bool(fired)
-            else:
-                from sla.tasks import fire_due_clock_task
-
-                enqueue_on_commit(fire_due_clock_task, clock_id, eta=deadline)
-                counts["planned"] += 1
+            enqueue_on_commit(fire_due_clock_task, clock_id, eta=deadline)
+        planned += len(batch)
         if len(batch) < batch_size:
-            return counts
+            return planned
         after = batch[-1]

@@ -1,6 +1,7 @@
 """SLA timers through a real Celery worker (in a thread of this process) and the real Redis broker: a clock due in
-3 s is breached by its eta task at the instant, once; and with the broker flushed, the reconciler still breaches it
-once (Postgres is the truth, Redis only carries the wake-up)."""
+3 s is breached by its eta task within 1 s of the instant (`ClockEvent.recorded_at`), once; and with the broker
+flushed, the reconciler still breaches it once (Postgres is the truth, Redis only carries the wake-up). Killed
+workers, Redis restarts and duplicate deliveries: test_sla_timer_robustness.py."""
 
 import time
 from collections.abc import Iterator
@@ -20,7 +21,8 @@ pytestmark = pytest.mark.worker
 BROKER_DB = 5
 QUEUES = ("timers", "default")
 TARGET_SECONDS = 3
-FIRE_TOLERANCE_SECONDS = 1.5
+FIRE_TOLERANCE_SECONDS = 1.0  # the issue's target: breached within 1 s of the instant
+WAIT_SECONDS = 5.0  # how long the test waits for a late breach, so a miss reports how late it was
 
 
 @pytest.fixture
@@ -75,13 +77,13 @@ def test_a_clock_due_in_three_seconds_is_breached_at_its_instant_once(committed_
 
     # when: the eta task fires the warning, plans the breach, and fires it
     _sleep_until(breach_at)
-    event = _wait_for_breach(clock, timeout=FIRE_TOLERANCE_SECONDS)
-    observed = timezone.now()
+    event = _wait_for_breach(clock, timeout=WAIT_SECONDS)
 
-    # then: recorded at the exact instant, within the tolerance of it, once; the clock still runs
-    assert event is not None, f"no breach within {FIRE_TOLERANCE_SECONDS} s of {breach_at.isoformat()}"
+    # then: about the exact instant, written (the database's clock) within 1 s of it, once; the clock still runs
+    assert event is not None, f"no breach within {WAIT_SECONDS} s of {breach_at.isoformat()}"
     assert event.at == breach_at
-    assert (observed - breach_at).total_seconds() <= FIRE_TOLERANCE_SECONDS
+    lateness = (event.recorded_at - breach_at).total_seconds()
+    assert 0 <= lateness <= FIRE_TOLERANCE_SECONDS, f"breach written {lateness:.3f} s after its instant"
     time.sleep(0.5)  # let any duplicate delivery run
     thresholds = ClockEvent.objects.filter(clock=clock, kind__in=("warned", "breached")).values_list(
         "kind", "threshold"
