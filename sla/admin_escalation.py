@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from security.admin import AuditedAdmin, admin_actor
 from security.audit import audit_record, snapshot
 from security.models import Membership
+from sla import services
 from sla.admin import SLA_TARGET_AUDIT_FIELDS
 from sla.models import EscalationLevel, EscalationNotification, SlaTarget, WorkingHours
 from tickets.admin import ConfidentialScopedAdmin
@@ -100,6 +101,14 @@ class SlaTargetAdmin(AuditedAdmin):
     list_filter = ("metric",)
     search_fields = ("policy__name",)
     inlines = (EscalationLevelInline,)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # A changed duration, pause or stop rule invalidates the target's running clocks, as on the policy page:
+        # cancel them (never a breach) and re-sync open tickets. Level edits alone do not reset clocks: the timers
+        # read the levels whenever they fire, so a running clock picks a new level up at its next threshold.
+        if change and form.has_changed():
+            services.policy_clocks_reset(actor=admin_actor(request), policy=form.instance.policy)
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is not EscalationLevel:

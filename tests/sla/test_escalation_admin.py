@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from security.models import AuditLog
-from sla.models import Calendar, EscalationLevel, SlaPolicy, SlaTarget
+from sla.models import Calendar, Clock, EscalationLevel, SlaPolicy, SlaTarget
 
 
 @pytest.fixture
@@ -35,6 +35,10 @@ def target_form(target: SlaTarget, levels: list[dict[str, Any]], initial: int = 
         "p4_seconds": "28800",
         "pause_states": "pending",
         "warning_percents": "50,75,90",
+        "on_reopen": "continue",
+        "name": "",
+        "start_states": "",
+        "stop_states": "resolved",
         "escalation_levels-TOTAL_FORMS": str(len(levels)),
         "escalation_levels-INITIAL_FORMS": str(initial),
     }
@@ -136,3 +140,20 @@ def test_agents_cannot_reach_the_escalation_admin(desk, target) -> None:  # type
     client.force_login(desk.agent)
     response = client.get(reverse("admin:sla_slatarget_change", args=[target.pk]))
     assert response.status_code == 302
+
+
+def test_changing_a_targets_duration_on_its_page_resets_the_policys_clocks(desk, admin_client_for, target) -> None:  # type: ignore[no-untyped-def]
+    # given: a ticket with a running clock on the target
+    ticket = desk.ticket()
+    old = Clock.objects.get(ticket=ticket, target=target)
+
+    # when: the P3 duration changes on the target's own admin page
+    data = target_form(target, [])
+    data["p3_seconds"] = "20000"
+    response = admin_client_for.post(reverse("admin:sla_slatarget_change", args=[target.pk]), data)
+
+    # then: the old clock is cancelled (never breached); the re-sync task after commit opens its replacement
+    assert response.status_code == 302
+    old.refresh_from_db()
+    assert old.state == Clock.State.CANCELLED
+    assert AuditLog.objects.filter(action="sla_policy.clocks_reset").count() == 1

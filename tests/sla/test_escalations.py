@@ -15,6 +15,7 @@ from django.urls import reverse
 from itsm.events import DomainEvent, subscribe, unsubscribe
 from security.models import AuditLog, Membership
 from sla import escalation, services
+from sla import events as sla_events
 from sla.models import (
     Calendar,
     Clock,
@@ -429,3 +430,28 @@ def test_agents_see_the_escalation_on_the_ticket_page_and_the_requester_does_not
     assert summary in agent_page.content.decode()
     assert "SLA escalation" not in portal_page.content.decode()
     assert "Lee Lead" not in portal_page.content.decode()
+
+
+def test_the_reconcilers_batch_firing_escalates_and_publishes_like_one_clock_firing(
+    desk, clock_time, published
+) -> None:  # type: ignore[no-untyped-def]
+    # given: two overdue clocks with a breach level, fired by the reconciler's batch path (not `clock_fire_due`)
+    target = make_target()
+    EscalationLevel.objects.create(target=target, percent=100, notify_managers=True)
+    clocks = [resolution_clock(desk.ticket(title=f"Ticket {n}")) for n in range(2)]
+    breaches: list[sla_events.ClockBreached] = []
+    subscribe(sla_events.ClockBreached, breaches.append)
+    try:
+        # when
+        counts = services.clocks_fire_overdue(now=at(5))
+    finally:
+        unsubscribe(sla_events.ClockBreached, breaches.append)
+
+    # then: each clock breached and escalated once, at the breach instant, with its typed events and actions
+    assert counts["fired"] == 2
+    for c in clocks:
+        assert escalations(c) == [(100, at(4))]
+        assert EscalationNotification.objects.filter(clock=c).count() == 1
+    assert sorted((e.clock_id, e.at) for e in breaches) == sorted((c.pk, at(4)) for c in clocks)
+    assert sorted(e.clock_id for e in published) == sorted(c.pk for c in clocks)
+    assert services.clocks_fire_overdue(now=at(6))["fired"] == 0

@@ -101,8 +101,9 @@ def test_batch_firing_costs_the_same_statements_at_any_size(desk, size, django_c
         with django_capture_on_commit_callbacks(execute=False), CaptureQueriesContext(connection) as queries:
             counts = services.clocks_fire_overdue(batch_size=100)
     assert counts == {"fired": size, "failed": 0}
-    # savepoint, lock the batch, segments, fired thresholds, calendar + ranges + holidays, insert, update, release
-    assert len(queries) == 10
+    # savepoint, lock the batch, segments, fired thresholds, escalation levels, calendar + ranges + holidays, insert,
+    # update, release
+    assert len(queries) == 11
 
 
 @pytest.mark.django_db
