@@ -41,9 +41,10 @@ class ServiceAccountTokenForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        user_field = cast(forms.ModelChoiceField, self.fields["user"])
-        user_field.queryset = User.objects.filter(is_service_account=True, is_active=True).order_by("email")
-        user_field.label = "Service account"
+        if "user" in self.fields:  # the add form; the read-only detail page has no editable fields
+            user_field = cast(forms.ModelChoiceField, self.fields["user"])
+            user_field.queryset = User.objects.filter(is_service_account=True, is_active=True).order_by("email")
+            user_field.label = "Service account"
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
