@@ -154,7 +154,8 @@ class UserRateThrottle(WindowRateThrottle):
 
 
 class AnonRateThrottle(WindowRateThrottle):
-    """Per client address for requests without a user (they are refused anyway, but cannot hammer the API)."""
+    """Per client address for requests without a user, on endpoints open without signing in (the API schema and
+    its documentation); everything else refuses them with a 401 before throttling runs."""
 
     scope = "anon"
 

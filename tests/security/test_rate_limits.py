@@ -129,3 +129,13 @@ def test_the_headers_describe_the_limit_that_refuses_first():
     assert tightest([token, user]) == user
     assert tightest([RateLimitState(600, 3, 30), user]) == RateLimitState(600, 3, 30)
     assert tightest([]) is None
+
+
+def test_the_default_rates_are_the_documented_ones():
+    from itsm import settings as project_settings  # the module's values, not this test's overrides
+
+    assert project_settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] == {
+        "token": "600/minute",
+        "user": "1200/minute",
+        "anon": "60/minute",
+    }
