@@ -1,5 +1,6 @@
 """Forms of the API token page and of the admin's service-account tokens."""
 
+import secrets
 from datetime import datetime, timedelta
 
 from django import forms
@@ -28,10 +29,13 @@ class TokenCreateForm(forms.Form):
         widget=forms.CheckboxSelectMultiple, help_text="Grant only what the integration needs."
     )
     lifetime_days = forms.TypedChoiceField(label="Expires after", choices=LIFETIME_CHOICES, coerce=int, initial="90")
+    # One per rendered form: a reload of the answer page re-sends the POST, and must not make a second token.
+    submission = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
     def __init__(self, *args: object, owner: User, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.fields["scopes"].choices = scope_choices(owner)  # type: ignore[attr-defined]
+        self.fields["submission"].initial = secrets.token_urlsafe(16)
 
     def expires_at(self) -> datetime:
         return timezone.now() + timedelta(days=self.cleaned_data["lifetime_days"])

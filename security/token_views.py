@@ -8,6 +8,7 @@ from typing import cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -19,6 +20,9 @@ from itsm.forms import form_add_domain_error
 from security import selectors, token_services
 from security.models import User
 from security.token_forms import TokenCreateForm
+
+# How long a sent create form is remembered (a reload of the answer page re-sends it).
+SUBMISSION_SECONDS = 24 * 3600
 
 
 def _page(
@@ -43,6 +47,10 @@ def token_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = TokenCreateForm(request.POST, owner=user)
         if form.is_valid():
+            submission_key = f"security:token-form:{user.pk}:{form.cleaned_data['submission']}"
+            if not cache.add(submission_key, 1, timeout=SUBMISSION_SECONDS):
+                messages.info(request, "That form was already sent: its token was created and shown then.")
+                return redirect("api_tokens")
             try:
                 created = token_services.token_create(
                     actor=user,
@@ -52,6 +60,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
                     expires_at=form.expires_at(),
                 )
             except DomainError as exc:
+                cache.delete(submission_key)  # nothing was created: the corrected form may be sent again
                 form_add_domain_error(form, exc)
             else:
                 return _page(request, user, TokenCreateForm(owner=user), created=created)

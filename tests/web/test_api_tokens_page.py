@@ -2,6 +2,7 @@
 are 404, and the page costs the same queries at any number of tokens."""
 
 import re
+import secrets
 
 import pytest
 
@@ -16,8 +17,9 @@ SECRET = re.compile(rb'value="(itsm_[0-9a-f]{8}_[0-9A-Za-z]{40})"')
 PAGE_QUERIES = 4
 
 
-def create(client, **data):  # type: ignore[no-untyped-def]
-    return client.post(URL, {"name": "Nagios", "scopes": ["tickets:read"], "lifetime_days": "30", **data})
+def create(client, follow=False, **data):  # type: ignore[no-untyped-def]
+    form = {"name": "Nagios", "scopes": ["tickets:read"], "lifetime_days": "30", "submission": secrets.token_hex(8)}
+    return client.post(URL, {**form, **data}, follow=follow)
 
 
 def test_anonymous_visitors_are_sent_to_sign_in(client, db):
@@ -152,3 +154,27 @@ def test_the_list_pages_by_keyset(desk):
     assert [t.pk for t in first.rows] == [t.pk for t in reversed(created)][:50]
     assert [t.pk for t in second.rows] == [t.pk for t in reversed(created)][50:]
     assert second.next_before is None
+
+
+def test_sending_the_same_form_twice_makes_one_token(desk):
+    client = signed_in(desk.agent)
+    first = create(client, submission="form-1")
+    assert first.status_code == 200
+
+    again = create(client, submission="form-1", follow=True)
+
+    assert again.redirect_chain == [(URL, 302)]
+    assert SECRET.findall(again.content) == []
+    assert b"That form was already sent: its token was created and shown then." in again.content
+    assert ApiToken.objects.count() == 1
+
+
+def test_a_refused_form_can_be_corrected_and_sent_again(desk):
+    client = signed_in(desk.requester)
+    refused = create(client, submission="form-2", scopes=["tickets:read"], name="x" * 101)
+    assert refused.status_code == 400
+
+    accepted = create(client, submission="form-2", name="Fixed")
+
+    assert accepted.status_code == 200
+    assert ApiToken.objects.get().name == "Fixed"
