@@ -124,3 +124,19 @@ def test_a_service_account_page_manages_its_team_memberships(desk, robot):
     assert response.status_code == 200
     assert b"memberships-TOTAL_FORMS" in response.content
     assert b'name="password' not in response.content
+
+
+def test_the_token_list_costs_the_same_queries_at_two_sizes(desk, django_assert_num_queries):
+    client = signed_in(desk.admin)
+    url = reverse("admin:security_apitoken_changelist")
+    make_token(desk.agent)
+    client.get(url)  # warm the admin's per-process caches (content types)
+
+    with django_assert_num_queries(5):
+        small = client.get(url)
+    for number in range(20):
+        make_token(desk.agent if number % 2 else desk.requester, name=f"Token {number}")
+    with django_assert_num_queries(5):
+        large = client.get(url)
+
+    assert (len(small.context["cl"].result_list), len(large.context["cl"].result_list)) == (1, 21)
