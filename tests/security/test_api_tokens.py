@@ -398,3 +398,15 @@ def test_a_service_account_cannot_sign_in_to_the_browser(client, desk):
 
 def test_the_token_secret_hash_helper_is_sha256(db):
     assert hash_token("itsm_x") == hashlib.sha256(b"itsm_x").hexdigest()
+
+
+def test_round_robin_never_hands_tickets_to_a_service_account(desk):
+    robot = token_services.service_account_create(actor=desk.admin, email="mon@example.org", full_name="Monitoring")
+    services.membership_set(actor=desk.admin, user=robot, team=desk.desktop)
+    desk.desktop.auto_assign = True
+    desk.desktop.save(update_fields=["auto_assign"])
+
+    assignees = [desk.ticket(title=f"T{n}").assignee_id for n in range(6)]
+
+    assert robot.pk not in assignees
+    assert set(assignees) == {desk.agent.pk, desk.agent2.pk, desk.lead.pk}
