@@ -55,6 +55,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # request.htmx: views answer an htmx request with a page fragment, anything else with the full page.
     "django_htmx.middleware.HtmxMiddleware",
+    # RateLimit-* headers on every /api/ response (security/ratelimit.py).
+    "security.ratelimit.RateLimitHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "itsm.urls"
@@ -220,13 +222,31 @@ X_FRAME_OPTIONS = "DENY"
 
 # --- REST framework defaults (the full API is its own issue) ---------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    # Bearer tokens first: an unauthenticated request gets 401 with `WWW-Authenticate: Bearer` (docs/api-tokens.md).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "security.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
         "security.scopes.HasRequiredScopes",
     ],
     "EXCEPTION_HANDLER": "itsm.api.exception_handler",
+    # Fixed-window counters in the Redis cache, per token, per user and per anonymous address (security/ratelimit.py).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "security.ratelimit.TokenRateThrottle",
+        "security.ratelimit.UserRateThrottle",
+        "security.ratelimit.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "token": env_str("API_RATE_LIMIT_PER_TOKEN", "600/minute"),
+        "user": env_str("API_RATE_LIMIT_PER_USER", "1200/minute"),
+        "anon": env_str("API_RATE_LIMIT_ANONYMOUS", "60/minute"),
+    },
 }
+# API tokens: the longest lifetime a token may be given, and how often its last-used time is written.
+API_TOKEN_MAX_LIFETIME_DAYS = env_int("API_TOKEN_MAX_LIFETIME_DAYS", 366)
+API_TOKEN_LAST_USED_INTERVAL_SECONDS = env_int("API_TOKEN_LAST_USED_INTERVAL_SECONDS", 60)
 
 LOGGING = {
     "version": 1,

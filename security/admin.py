@@ -464,3 +464,6 @@ class AuditLogAdmin(ReadOnlyAdminMixin, IndexedAdmin):
 
 # The User model has no groups or per-user permissions: access is the three flags and team memberships.
 admin.site.unregister(Group)
+
+# API tokens and service accounts have their own admin module.
+from security import token_admin  # noqa: E402, F401

@@ -23,6 +23,12 @@ class EmailAuthenticationForm(AuthenticationForm):
         "throttled": "%(message)s",
     }
 
+    def confirm_login_allowed(self, user: Any) -> None:
+        """Service accounts act only through API tokens: they get the same answer as a wrong password."""
+        super().confirm_login_allowed(user)
+        if getattr(user, "is_service_account", False):
+            raise self.get_invalid_login_error()
+
     def clean(self) -> dict[str, Any]:
         email = self.cleaned_data.get("username")
         password = self.cleaned_data.get("password")

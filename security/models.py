@@ -31,7 +31,7 @@ class User(AbstractBaseUser):
     """Everyone who signs in. Requesters are users with no team membership; agents and leads have memberships.
 
     Global flags: `is_manager` (dashboards over every team), `is_security_officer` (confidential tickets and the
-    audit log) and `is_admin` (Django admin and settings pages).
+    audit log) and `is_admin` (Django admin and settings pages). `is_service_account` marks an integration's account.
     """
 
     email = models.EmailField(max_length=254, unique=True)
@@ -40,6 +40,9 @@ class User(AbstractBaseUser):
     is_manager = models.BooleanField(default=False)
     is_security_officer = models.BooleanField(default=False)
     is_admin = models.BooleanField(default=False)
+    # A non-person account for an integration (monitoring, HR system…): it acts only through API tokens, never signs
+    # in to the browser, and sees what its team memberships show it (docs/api-tokens.md).
+    is_service_account = models.BooleanField(default=False)
     organisation = models.CharField(max_length=150, blank=True)
     time_zone = models.CharField(max_length=64, default="UTC")
     date_joined = models.DateTimeField(default=timezone.now)
@@ -158,3 +161,22 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} {self.object_type}:{self.object_id}"
+
+
+class ServiceAccountManager(UserManager):
+    def get_queryset(self) -> models.QuerySet["User"]:
+        return super().get_queryset().filter(is_service_account=True)
+
+
+class ServiceAccount(User):
+    """The admin's view of service accounts: users with `is_service_account`, managed on their own admin page."""
+
+    objects = ServiceAccountManager()  # type: ignore[misc]
+
+    class Meta:
+        proxy = True
+        ordering = ("email",)
+
+
+# API tokens live in their own module; importing them here registers the model with the app.
+from security.tokens import ApiToken  # noqa: E402, F401

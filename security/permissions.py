@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from security.models import Membership, Team, User
+from security.scopes import Scope
 
 
 class TicketLike(Protocol):
@@ -172,3 +173,40 @@ def can_manage_users(user: User) -> bool:
 
 def can_view_audit_log(user: User) -> bool:
     return user.is_authenticated and user.is_active and (user.is_admin or user.is_security_officer)
+
+
+def token_grantable_scopes(user: User) -> frozenset[str]:
+    """The API token scopes `user` may hold: those whose endpoints they could use in the browser (docs/api-tokens.md).
+
+    - everyone: `tickets:read`, `tickets:write` (a requester's own tickets, as in the portal);
+    - desk users (agents, leads, managers, security officers): `comments:internal`, `sla:read`, `directory:read`,
+      `webhooks:manage`; admins also get `sla:read`, `directory:read` and `webhooks:manage`;
+    - admins: `sla:admin` (calendars and SLA policies are admin settings).
+
+    A scope only opens the endpoint: the predicates above and the `*_visible_to` selectors still decide every object.
+    """
+    if not user.is_authenticated or not user.is_active:
+        return frozenset()
+    granted = {Scope.TICKETS_READ, Scope.TICKETS_WRITE}
+    desk = can_use_desk(user)
+    if desk:
+        granted.add(Scope.COMMENTS_INTERNAL)
+    if desk or user.is_admin:
+        granted |= {Scope.SLA_READ, Scope.DIRECTORY_READ, Scope.WEBHOOKS_MANAGE}
+    if user.is_admin:
+        granted.add(Scope.SLA_ADMIN)
+    return frozenset(str(scope) for scope in granted)
+
+
+def can_create_token_for(actor: User, owner: User) -> bool:
+    """People create tokens for themselves; admins create them for service accounts (which cannot sign in)."""
+    if not actor.is_authenticated or not actor.is_active or not owner.is_active:
+        return False
+    if owner.is_service_account:
+        return actor.is_admin
+    return actor.pk == owner.pk
+
+
+def can_revoke_token(actor: User, owner_id: int) -> bool:
+    """Owners revoke their own tokens; admins revoke anyone's."""
+    return actor.is_authenticated and actor.is_active and (actor.is_admin or actor.pk == owner_id)

@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from itsm.errors import NotFound
 from security import permissions
 from security.models import AuditLog, User
+from security.tokens import ApiToken
 
 AuditScope = Callable[[QuerySet[AuditLog]], QuerySet[AuditLog]]
 
@@ -67,3 +68,28 @@ def audit_list(
     rows = list(queryset.order_by("-seq")[: limit + 1])
     page = rows[:limit]
     return AuditPage(rows=page, next_before=page[-1].seq if len(rows) > limit else None)
+
+
+@dataclass(frozen=True)
+class TokenPage:
+    rows: list[ApiToken]
+    next_before: int | None
+
+
+def token_list(*, user: User, before: int | None = None, limit: int = 50) -> TokenPage:
+    """`user`'s own API tokens, newest first, keyset-paged on id (index `security_apitoken_user_id`). One query."""
+    queryset = ApiToken.objects.filter(user_id=user.pk)
+    if before is not None:
+        queryset = queryset.filter(pk__lt=before)
+    limit = max(1, min(limit, 200))
+    rows = list(queryset.order_by("-id")[: limit + 1])
+    page = rows[:limit]
+    return TokenPage(rows=page, next_before=page[-1].pk if len(rows) > limit else None)
+
+
+def token_get(*, user: User, pk: int) -> ApiToken:
+    """One of `user`'s own tokens. Someone else's token is the same `NotFound` as a missing one."""
+    token = ApiToken.objects.filter(user_id=user.pk, pk=pk).first()
+    if token is None:
+        raise NotFound("No such token.")
+    return token

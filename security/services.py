@@ -12,7 +12,16 @@ from security import permissions
 from security.audit import audit_record, snapshot
 from security.models import Membership, Team, User
 
-USER_AUDIT_FIELDS = ("email", "full_name", "is_active", "is_manager", "is_security_officer", "is_admin", "organisation")
+USER_AUDIT_FIELDS = (
+    "email",
+    "full_name",
+    "is_active",
+    "is_manager",
+    "is_security_officer",
+    "is_admin",
+    "is_service_account",
+    "organisation",
+)
 TEAM_AUDIT_FIELDS = ("name", "slug", "email", "is_security", "auto_assign")
 MEMBERSHIP_AUDIT_FIELDS = ("user", "team", "role")
 
@@ -45,6 +54,7 @@ def user_create(
     is_manager: bool = False,
     is_security_officer: bool = False,
     is_admin: bool = False,
+    is_service_account: bool = False,
     organisation: str = "",
     time_zone: str = "UTC",
     validate: bool = True,
@@ -57,6 +67,7 @@ def user_create(
         is_manager=is_manager,
         is_security_officer=is_security_officer,
         is_admin=is_admin,
+        is_service_account=is_service_account,
         organisation=organisation,
         time_zone=time_zone,
     )

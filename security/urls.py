@@ -1,11 +1,13 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from security import views
+from security import token_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("security/audit/", views.audit_log, name="audit_log"),
+    path("security/tokens/", token_views.token_list, name="api_tokens"),
+    path("security/tokens/<int:pk>/revoke/", token_views.token_revoke, name="api_token_revoke"),
     path("accounts/login/", views.LoginView.as_view(), name="login"),
     # Django's LogoutView accepts POST only: a link or an image tag cannot sign anyone out.
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -41,6 +41,16 @@ def fast_passwords(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _generous_api_rate_limits(settings: Any) -> None:
+    """Tests that drive the API hard (contract runs, role matrices) are not about rate limits: raise them far out of
+    reach. tests/security/test_rate_limits.py sets its own small limits."""
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"token": "100000/minute", "user": "100000/minute", "anon": "100000/minute"},
+    }
+
+
 @pytest.fixture
 def committed_db(transactional_db: None) -> Iterator[None]:
     """A transactional test database whose teardown can empty the append-only audit log.

@@ -1,4 +1,4 @@
-"""Calendar maths over HTTP: `due/` and `business-seconds/` (session-authenticated, desk users and admins)."""
+"""Calendar maths over HTTP: `due/` and `business-seconds/` (desk users and admins; tokens need `sla:read`)."""
 
 from datetime import UTC
 from typing import Any
@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from itsm.errors import NotFound, ValidationFailed
 from security import permissions
 from security.models import User
+from security.scopes import Scope
 from sla import selectors
 from sla.api.serializers import (
     BusinessSecondsQuerySerializer,
@@ -28,6 +29,7 @@ class CalendarMathsView(APIView):
     """Parse the query, load the calendar through the selector (missing and forbidden are the same 404), answer."""
 
     query_serializer_class: type[serializers.Serializer]
+    required_scopes = {"GET": [Scope.SLA_READ]}
 
     def get(self, request: Request, pk: int) -> Response:
         query = self.query_serializer_class(data=request.query_params)
@@ -69,6 +71,8 @@ class TicketSlaView(APIView):
 
     A ticket the caller cannot see is the same 404 as a missing one; a visible ticket whose internals the caller may
     not see (its requester) is a 404 too, since the SLA figures are internal."""
+
+    required_scopes = {"GET": [Scope.SLA_READ]}
 
     def get(self, request: Request, number: str) -> Response:
         user = request.user

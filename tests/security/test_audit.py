@@ -64,6 +64,7 @@ def test_user_create_and_update_are_audited_with_before_and_after(desk):
         "is_manager": False,
         "is_security_officer": False,
         "is_admin": False,
+        "is_service_account": False,
         "organisation": "",
     }
     updated = {**created, "full_name": "New P. Erson", "is_manager": True}

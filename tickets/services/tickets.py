@@ -228,10 +228,12 @@ def ticket_create(
 
 def _auto_assign(*, ticket: Ticket, team: Team, now: datetime) -> None:
     """Round robin: the next active agent (by user id) after the team's cursor. Locks the team row so two tickets
-    created at once go to different agents."""
+    created at once go to different agents. Service accounts (integrations) are members for visibility only."""
     team = Team.objects.select_for_update().get(pk=team.pk)
     member_ids = list(
-        Membership.objects.filter(team=team, user__is_active=True).order_by("user_id").values_list("user_id", flat=True)
+        Membership.objects.filter(team=team, user__is_active=True, user__is_service_account=False)
+        .order_by("user_id")
+        .values_list("user_id", flat=True)
     )
     if not member_ids:
         return
