@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -15,6 +16,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """Render every error as `{"detail": str, "code": str, "fields": {name: [messages]}}`."""
     if isinstance(exc, DomainError):
         return Response(exc.as_dict(), status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig | TooManyFieldsSent):
+        # Django's own upload limits (DATA_UPLOAD_MAX_*) while parsing a form body: a 413, not an HTML 400.
+        body = {"detail": "The request body is too large.", "code": "payload_too_large", "fields": {}}
+        return Response(body, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
