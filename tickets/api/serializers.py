@@ -4,6 +4,7 @@ plain shapes built from already visibility-scoped objects."""
 from datetime import UTC
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from security.models import Team, User
@@ -149,6 +150,9 @@ class UtcDateTimeField(serializers.DateTimeField):
 
 
 class TicketSerializer(serializers.ModelSerializer):
+    pending_reason = serializers.ChoiceField(
+        choices=PendingReason.choices, allow_blank=True, read_only=True, help_text="Empty unless `pending`."
+    )
     requester = UserRefSerializer(read_only=True)
     category = CategoryRefSerializer(read_only=True)
     team = TeamRefSerializer(read_only=True, allow_null=True)
@@ -190,6 +194,7 @@ class TicketDetailSerializer(TicketSerializer):
         read_only_fields = fields
 
 
+@extend_schema_serializer(many=False)  # one page object, not a list of them
 class TicketPageSerializer(serializers.Serializer):
     results = TicketSerializer(many=True)
     next_cursor = serializers.CharField(

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, viewsets
+from rest_framework import exceptions, mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import MultiPartParser
@@ -452,6 +452,13 @@ class DirectoryPagination(CursorPagination):
     max_page_size = 100
     page_size_query_param = "page_size"
     ordering = "id"
+
+    def decode_cursor(self, request: Request) -> Any:
+        # DRF answers a bad cursor with 404; it is bad input, like every other malformed parameter.
+        try:
+            return super().decode_cursor(request)
+        except exceptions.NotFound as exc:
+            raise ValidationFailed("Invalid cursor.", fields={"cursor": ["Invalid cursor."]}) from exc
 
 
 @extend_schema_view(
