@@ -261,10 +261,11 @@ def test_stale_version_is_a_conflict(desk, subject) -> None:  # type: ignore[no-
     client = api_client(desk.agent)
     url = f"/api/v1/tickets/{ticket.number}/transition/"
     ticket.refresh_from_db()
-    assert client.post(url, {"state": "in_progress", "version": ticket.version}, format="json").status_code == 200
+    read_version = ticket.version
+    assert client.post(url, {"state": "in_progress", "version": read_version}, format="json").status_code == 200
     before = state_of(ticket)
 
-    response = client.post(url, {"state": "resolved", "version": ticket.version}, format="json")
+    response = client.post(url, {"state": "resolved", "version": read_version}, format="json")
 
     assert response.status_code == 409
     assert response.json()["code"] == "stale"
