@@ -95,7 +95,7 @@ def test_directory_queries_do_not_grow(desk, django_assert_num_queries, path) ->
     with django_assert_num_queries(DIRECTORY_QUERIES[path]):
         small = client.get(f"/api/v1/{path}")
 
-    for number in range(30):
+    for _number in range(30):
         MembershipFactory(team=desk.desktop)
         CategoryFactory(default_team=desk.desktop)
     client = api_client(desk.agent)
