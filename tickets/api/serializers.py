@@ -11,6 +11,9 @@ from security.models import Team, User
 from tickets.models import Attachment, Category, Comment, Ticket, TicketEvent
 from tickets.state import Level, PendingReason, Priority, TicketState, TicketType
 
+# Ids and versions are bigint columns: a larger number is bad input, not a database overflow.
+MAX_ID = 2**63 - 1
+
 # --- inputs --------------------------------------------------------------------------------------------------------
 
 
@@ -36,14 +39,19 @@ def _text(max_length: int, **kwargs: Any) -> serializers.CharField:
 class TicketCreateInputSerializer(StrictSerializer):
     title = _text(200, help_text="One line; required.")
     description = _text(50_000, required=False, allow_blank=True, default="", help_text="HTML is sanitised.")
-    category = serializers.IntegerField(min_value=1, help_text="Category id (GET /api/v1/categories/).")
+    category = serializers.IntegerField(
+        min_value=1, max_value=MAX_ID, help_text="Category id (GET /api/v1/categories/)."
+    )
     type = serializers.ChoiceField(
         choices=TicketType.choices, required=False, help_text="Defaults to the category's type."
     )
     impact = serializers.ChoiceField(choices=Level.choices, required=False, default=Level.MEDIUM)
     urgency = serializers.ChoiceField(choices=Level.choices, required=False, default=Level.MEDIUM)
     requester = serializers.IntegerField(
-        min_value=1, required=False, help_text="User id; agents may raise on behalf of someone. Default: the caller."
+        min_value=1,
+        max_value=MAX_ID,
+        required=False,
+        help_text="User id; agents may raise on behalf of someone. Default: the caller.",
     )
 
 
@@ -51,7 +59,10 @@ class TicketUpdateInputSerializer(StrictSerializer):
     """Each field is changed by its own service, in one transaction; fields not listed here are read-only."""
 
     version = serializers.IntegerField(
-        min_value=1, required=False, help_text="The version you read; a stale one is refused with 409 `stale`."
+        min_value=1,
+        max_value=MAX_ID,
+        required=False,
+        help_text="The version you read; a stale one is refused with 409 `stale`.",
     )
     priority = serializers.ChoiceField(
         choices=Priority.choices,
@@ -62,12 +73,15 @@ class TicketUpdateInputSerializer(StrictSerializer):
     priority_reason = _text(500, required=False, allow_blank=True)
     impact = serializers.ChoiceField(choices=Level.choices, required=False)
     urgency = serializers.ChoiceField(choices=Level.choices, required=False)
-    category = serializers.IntegerField(min_value=1, required=False)
+    category = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
     team = serializers.IntegerField(
-        min_value=1, required=False, help_text="Move to this team (clears the assignee unless `assignee` is given)."
+        min_value=1,
+        max_value=MAX_ID,
+        required=False,
+        help_text="Move to this team (clears the assignee unless `assignee` is given).",
     )
     assignee = serializers.IntegerField(
-        min_value=1, allow_null=True, required=False, help_text="User id, or null to unassign."
+        min_value=1, max_value=MAX_ID, allow_null=True, required=False, help_text="User id, or null to unassign."
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -88,13 +102,17 @@ class TransitionInputSerializer(StrictSerializer):
     pending_reason = serializers.ChoiceField(
         choices=PendingReason.choices, required=False, help_text="Required when the target is `pending`."
     )
-    version = serializers.IntegerField(min_value=1, required=False)
+    version = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
 
 
 class AssignInputSerializer(StrictSerializer):
-    assignee = serializers.IntegerField(min_value=1, allow_null=True, help_text="User id, or null to unassign.")
-    team = serializers.IntegerField(min_value=1, required=False, help_text="Move to this team at the same time.")
-    version = serializers.IntegerField(min_value=1, required=False)
+    assignee = serializers.IntegerField(
+        min_value=1, max_value=MAX_ID, allow_null=True, help_text="User id, or null to unassign."
+    )
+    team = serializers.IntegerField(
+        min_value=1, max_value=MAX_ID, required=False, help_text="Move to this team at the same time."
+    )
+    version = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
 
 
 class CommentInputSerializer(StrictSerializer):

@@ -39,6 +39,7 @@ KEY_REUSED = OpenApiResponse(ErrorSerializer, description="The Idempotency-Key w
 
 # The list's query parameters besides the filters `tickets.queues.parse_queue` knows.
 LIST_PARAMS = {"cursor", "page_size", "ordering"}
+API_NAMES = {"sort": "ordering", "size": "page_size"}
 FILTER_PARAMS = {"q", "state", "priority", "type", "category", "team", "assignee", "requester", *queues.DATE_FIELDS}
 
 
@@ -168,7 +169,11 @@ class TicketViewSet(
         parsed = queues.parse_queue(_as_list_params(request), default_queue=queues.ALL)
         raw_cursor = request.query_params.get("cursor", "")
         query = parsed.query
-        errors = dict(parsed.errors)
+        # The desk's parameter names, in the API's words.
+        errors = {API_NAMES.get(name, name): messages for name, messages in parsed.errors.items()}
+        raw_size = request.query_params.get("page_size")
+        if raw_size is not None and not (raw_size.isdigit() and 1 <= int(raw_size) <= queues.MAX_PAGE_SIZE):
+            errors["page_size"] = [f"Use a whole number from 1 to {queues.MAX_PAGE_SIZE}."]
         if raw_cursor:
             direction, encoded = raw_cursor[:1], raw_cursor[1:]
             cursor = queues.decode_cursor(encoded, query.sort) if direction in {"a", "b"} else None
