@@ -3,7 +3,9 @@
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -15,6 +17,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """Render every error as `{"detail": str, "code": str, "fields": {name: [messages]}}`."""
     if isinstance(exc, DomainError):
         return Response(exc.as_dict(), status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig | TooManyFieldsSent):
+        # Django's own upload limits (DATA_UPLOAD_MAX_*) while parsing a form body: a 413, not an HTML 400.
+        body = {"detail": "The request body is too large.", "code": "payload_too_large", "fields": {}}
+        return Response(body, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -35,3 +41,19 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             "fields": {},
         }
     return response
+
+
+def _api_error(request: HttpRequest, status_code: int, detail: str, code: str) -> HttpResponse | None:
+    if not request.path.startswith("/api/"):
+        return None
+    return JsonResponse({"detail": detail, "code": code, "fields": {}}, status=status_code)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """`handler404`: a URL no API route matches (e.g. `/api/v1/calendars/-1/due/`) gets the JSON error body too."""
+    return _api_error(request, 404, "Not found.", "not_found") or defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """`handler500`: should never happen, but an API client still gets JSON it can parse."""
+    return _api_error(request, 500, "Server error.", "server_error") or defaults.server_error(request)

@@ -35,6 +35,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "security",
     "tickets",
@@ -123,6 +125,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "options": {"queue": "timers", "expires": max(env_int("SLA_RECONCILE_SECONDS", 30) - 5, 1)},
     },
     "sla-escalation-notifications": {"task": "sla.deliver_due_escalation_notifications", "schedule": 60.0},
+    "tickets-idempotency-cleanup": {"task": "tickets.idempotency_cleanup", "schedule": 3600.0},
 }
 CELERY_TIMEZONE = "UTC"
 # SLA deadlines this close get a Celery task with an eta; later ones wait for the reconciler to bring them in range.
@@ -243,10 +246,33 @@ REST_FRAMEWORK = {
         "user": env_str("API_RATE_LIMIT_PER_USER", "1200/minute"),
         "anon": env_str("API_RATE_LIMIT_ANONYMOUS", "60/minute"),
     },
+    "DEFAULT_SCHEMA_CLASS": "tickets.api.schema.ScopedAutoSchema",
 }
 # API tokens: the longest lifetime a token may be given, and how often its last-used time is written.
 API_TOKEN_MAX_LIFETIME_DAYS = env_int("API_TOKEN_MAX_LIFETIME_DAYS", 366)
 API_TOKEN_LAST_USED_INTERVAL_SECONDS = env_int("API_TOKEN_LAST_USED_INTERVAL_SECONDS", 60)
+# OpenAPI 3 schema at /api/v1/schema/, Swagger UI at /api/v1/docs/ from local static files (no CDN), see docs/api.md.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Service desk API",
+    "DESCRIPTION": "Tickets, comments, attachments, the directory and SLA clocks. See docs/api.md.",
+    "VERSION": "1.0.0",
+    "SERVERS": [{"url": "/", "description": "This service desk"}],
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tickets.api.schema.add_error_responses",
+    ],
+    "ENUM_NAME_OVERRIDES": {"LevelEnum": "tickets.state.Level", "TicketTypeEnum": "tickets.state.TicketType"},
+}
+# JSON bodies above this are refused with 413 before they are parsed; uploads have TICKETS_ATTACHMENT_MAX_BYTES.
+API_MAX_JSON_BYTES = env_int("API_MAX_JSON_BYTES", 256 * 1024)
+# An Idempotency-Key and the response it stands for are kept at least this long (a periodic task deletes older ones).
+API_IDEMPOTENCY_KEY_TTL_SECONDS = env_int("API_IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600)
 
 LOGGING = {
     "version": 1,

@@ -9,3 +9,7 @@ urlpatterns = [
     path("api/v1/", include("sla.api.urls")),
     path("api/v1/", include("security.api.urls")),
 ]
+
+# API paths answer with the JSON error body, pages with the HTML error pages.
+handler404 = "itsm.api.page_not_found"
+handler500 = "itsm.api.server_error"

@@ -300,3 +300,29 @@ class SatisfactionRating(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ticket_id}: {self.score}/5"
+
+
+class IdempotencyKey(models.Model):
+    """An API client's `Idempotency-Key` and the response it got, so a retried POST replays it instead of acting
+    twice. The unique (user, key) row is inserted inside the request's transaction: a second request with the same
+    key waits on that insert until the first commits, then replays its response (or takes over if it rolled back)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # sha256 of the method, path and canonical body: the same key with another request is refused, not replayed.
+    fingerprint = models.CharField(max_length=64)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=("user", "key"), name="tickets_idempotency_user_key_unique"),
+        ]
+        # The hourly cleanup deletes by age.
+        indexes: ClassVar = [models.Index(fields=("created_at",), name="tickets_idempotency_created")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} [{self.key}]"

@@ -14,7 +14,7 @@ from itsm.errors import NotFound
 from security import permissions
 from security.models import AuditLog, Team, User
 from tickets import queues
-from tickets.models import Attachment, Category, SavedView, Ticket, TicketEvent
+from tickets.models import Attachment, Category, Comment, SavedView, Ticket, TicketEvent
 
 
 def ticket_visible_to(user: User) -> QuerySet[Ticket]:
@@ -463,3 +463,48 @@ def saved_view_get(*, user: User, pk: int) -> SavedView:
         return saved_view_list(user=user).get(pk=pk)
     except (SavedView.DoesNotExist, ValueError, TypeError) as exc:
         raise NotFound("No such saved view.") from exc
+
+
+# --- API reads -----------------------------------------------------------------------------------------------------
+
+
+def comments_for(*, user: User, ticket: Ticket, include_internal: bool) -> QuerySet[Comment]:
+    """The ticket's comments in time order; internal notes only when asked for and the user may see them."""
+    comments = Comment.objects.filter(ticket=ticket).select_related("author").order_by("created_at", "id")
+    if not (include_internal and permissions.can_view_internal(user, ticket)):
+        comments = comments.filter(is_internal=False)
+    return comments
+
+
+def teams_visible_to(user: User) -> QuerySet[Team]:
+    """Teams, for people who work or oversee tickets; requesters see none."""
+    if not permissions.can_use_desk(user):
+        return Team.objects.none()
+    return Team.objects.all()
+
+
+def users_visible_to(user: User, *, email: str = "") -> QuerySet[User]:
+    """Whom the caller may look up: themselves, and for desk users the active members of their teams; an agent may
+    also find one active user by exact e-mail (to raise a ticket on their behalf). Never the whole directory."""
+    if not user.is_authenticated or not user.is_active:
+        return User.objects.none()
+    visible = Q(pk=user.pk)
+    if permissions.can_use_desk(user):
+        team_ids = sorted(permissions.access_for(user).team_ids)
+        if team_ids:
+            visible |= Q(is_active=True, memberships__team_id__in=team_ids)
+        if email and permissions.is_agent(user):
+            visible |= Q(is_active=True, email=email.strip().lower())
+    users = User.objects.filter(pk__in=User.objects.filter(visible).values("pk"))
+    if email:
+        users = users.filter(email=email.strip().lower())
+    return users
+
+
+def active_user(pk: int) -> User | None:
+    """An active user by id (a would-be requester or assignee; services check what may be done with them)."""
+    return User.objects.filter(pk=pk, is_active=True).first()
+
+
+def team_by_id(pk: int) -> Team | None:
+    return Team.objects.filter(pk=pk).first()

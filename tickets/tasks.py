@@ -33,3 +33,11 @@ def notify_assignee_task(ticket_id: int, assignee_id: int) -> None:
         recipient_list=[user.email],
     )
     logger.info("tickets.assignee_notified", extra={"ticket": ticket.number, "user_id": assignee_id})
+
+
+@shared_task(name="tickets.idempotency_cleanup", acks_late=True)
+def idempotency_cleanup_task() -> int:
+    """Hourly (celery beat): forget API Idempotency-Keys past their lifetime."""
+    from tickets.services.idempotency import idempotency_cleanup  # services import this module: import late
+
+    return idempotency_cleanup()

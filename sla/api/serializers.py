@@ -4,6 +4,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 # A target longer than this is a typo, not a service level (and it bounds the day-by-day walk).
@@ -12,6 +14,7 @@ MAX_TARGET_SECONDS = 366 * 86_400
 _SPACE_FOR_PLUS = re.compile(r" (\d{2}(?::?\d{2})?)$")
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
 class AwareDateTimeField(serializers.Field):
     """ISO 8601 with an explicit offset or `Z`; naive values are refused rather than guessed."""
 

@@ -4,6 +4,7 @@ from datetime import UTC
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -46,6 +47,11 @@ class CalendarMathsView(APIView):
         raise NotImplementedError
 
 
+@extend_schema(
+    summary="Business-time due instant",
+    parameters=[DueQuerySerializer],
+    responses={200: DueSerializer, 404: OpenApiResponse(description="No such calendar.")},
+)
 class CalendarDueView(CalendarMathsView):
     """`GET /api/v1/calendars/{id}/due/?start=<ISO 8601>&seconds=<N>` → `{"due_at": "<ISO 8601 UTC>"}`."""
 
@@ -56,6 +62,11 @@ class CalendarDueView(CalendarMathsView):
         return DueSerializer({"due_at": due.astimezone(UTC)}).data
 
 
+@extend_schema(
+    summary="Business seconds between two instants",
+    parameters=[BusinessSecondsQuerySerializer],
+    responses={200: BusinessSecondsSerializer, 404: OpenApiResponse(description="No such calendar.")},
+)
 class CalendarBusinessSecondsView(CalendarMathsView):
     """`GET /api/v1/calendars/{id}/business-seconds/?start=...&end=...` → `{"seconds": N}`."""
 
@@ -66,13 +77,22 @@ class CalendarBusinessSecondsView(CalendarMathsView):
         return BusinessSecondsSerializer({"seconds": seconds}).data
 
 
+class TicketSlaResponseSerializer(serializers.Serializer):
+    ticket = serializers.CharField()
+    clocks = TicketClockSerializer(many=True)
+
+
+@extend_schema(
+    summary="A ticket's SLA clocks",
+    responses={200: TicketSlaResponseSerializer, 404: OpenApiResponse(description="No such ticket.")},
+)
 class TicketSlaView(APIView):
     """`GET /api/v1/tickets/{number}/sla/` → `{"clocks": [...]}`: the ticket's clocks for people who see its internals.
 
     A ticket the caller cannot see is the same 404 as a missing one; a visible ticket whose internals the caller may
     not see (its requester) is a 404 too, since the SLA figures are internal."""
 
-    required_scopes = {"GET": [Scope.SLA_READ]}
+    required_scopes = {"GET": [Scope.TICKETS_READ, Scope.SLA_READ]}
 
     def get(self, request: Request, number: str) -> Response:
         user = request.user
