@@ -14,6 +14,7 @@ class ScopedToken:
     goes through the real `HasRequiredScopes` permission and the views' own scope checks."""
 
     scopes: frozenset[str] = field(default_factory=frozenset)
+    pk: int = 0  # the per-token rate limit keys on it (security/ratelimit.py)
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
