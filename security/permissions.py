@@ -172,3 +172,15 @@ def can_manage_users(user: User) -> bool:
 
 def can_view_audit_log(user: User) -> bool:
     return user.is_authenticated and user.is_active and (user.is_admin or user.is_security_officer)
+
+
+def can_manage_webhooks(user: User) -> bool:
+    """Webhooks are for the people who run the desk: agents and leads, managers, security officers and admins.
+    Requesters cannot subscribe (docs/webhooks.md); what each subscription receives is still limited to what its
+    owner may see."""
+    return user.is_authenticated and user.is_active and (can_use_desk(user) or user.is_admin)
+
+
+def can_manage_webhook(user: User, owner_id: int) -> bool:
+    """A subscription is managed by its owner; admins manage every subscription."""
+    return can_manage_webhooks(user) and (user.is_admin or owner_id == user.pk)
