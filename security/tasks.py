@@ -1,4 +1,5 @@
-"""Celery entry points for security: webhook deliveries. Ids in, one service call."""
+"""Celery entry points for security: webhook deliveries. Ids in, one service call. They run on the `default` queue
+(CELERY_TASK_DEFAULT_QUEUE), never on `timers`."""
 
 import logging
 from typing import Any
@@ -17,7 +18,7 @@ logger = logging.getLogger(__name__)
 WAKE_UP_HORIZON_SECONDS = 300
 
 
-@shared_task(name="webhooks.deliver", queue="default", acks_late=True)
+@shared_task(name="webhooks.deliver", acks_late=True)
 def webhook_deliver_task(delivery_id: str) -> None:
     """One attempt. A duplicate or late message finds the delivery claimed, done or not yet due, and does nothing."""
     recorded = delivery_attempt(delivery_id)
@@ -25,7 +26,7 @@ def webhook_deliver_task(delivery_id: str) -> None:
         send_now(webhook_deliver_task, delivery_id, countdown=recorded.retry_in)
 
 
-@shared_task(name="webhooks.sweep", queue="default", acks_late=True)
+@shared_task(name="webhooks.sweep", acks_late=True)
 def webhook_sweep_task() -> dict[str, Any]:
     """Beat, every 30 s: wake every due delivery (retries, lost messages, expired leases). Postgres is the truth."""
     ids = due_delivery_ids()
