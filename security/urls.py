@@ -1,11 +1,12 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from security import views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("security/audit/", views.audit_log, name="audit_log"),
+    path("security/webhooks/", include("security.webhook_urls")),
     path("accounts/login/", views.LoginView.as_view(), name="login"),
     # Django's LogoutView accepts POST only: a link or an image tag cannot sign anyone out.
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
