@@ -252,3 +252,31 @@ def test_subscribing_a_private_url_is_a_field_error(desk):
         webhooks.webhook_create(actor=desk.agent, name="x", url="http://10.0.0.5/hook", event_types=["ticket.created"])
     assert "private" in raised.value.fields["url"][0]
     assert WebhookSubscription.objects.count() == 0
+
+
+def test_events_added_by_other_apps_are_offered_and_delivered_with_the_ticket(desk):
+    # given: an app (the SLA engine, say) defines a new ticket event after this module was written
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from itsm.events import publish
+    from tickets.events import TicketEventBase
+
+    @dataclass(frozen=True, kw_only=True)
+    class ThresholdCrossed(TicketEventBase):
+        name: ClassVar[str] = "test.threshold_crossed"
+        threshold: int
+
+    assert "test.threshold_crossed" in webhooks.event_types()
+    subscription = _subscribe(desk.agent, events=["test.threshold_crossed"])
+    ticket = desk.ticket(title="Slow")
+
+    # when
+    with transaction.atomic():
+        publish(ThresholdCrossed(at=ticket.created_at, actor_id=None, ticket_id=ticket.pk, threshold=80))
+
+    # then
+    delivery = WebhookDelivery.objects.get(subscription=subscription)
+    assert delivery.payload["event"] == "test.threshold_crossed"
+    assert delivery.payload["data"]["threshold"] == 80
+    assert delivery.payload["data"]["ticket"]["number"] == ticket.number
