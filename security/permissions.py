@@ -14,6 +14,7 @@ Rules (DESIGN.md §5):
   even admins or managers).
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -69,6 +70,31 @@ def access_for(user: User) -> Access:
         access = Access(frozenset(team_ids), frozenset(lead_ids), frozenset(security_ids))
     setattr(user, _CACHE_ATTR, access)
     return access
+
+
+def load_access(users: Iterable[User]) -> None:
+    """Load the memberships of many users in one query (the webhook outbox checks every subscription's owner)."""
+    pending = {user.pk: user for user in users if getattr(user, _CACHE_ATTR, None) is None}
+    if not pending:
+        return
+    grants: dict[int, tuple[set[int], set[int], set[int]]] = {pk: (set(), set(), set()) for pk in pending}
+    rows = Membership.objects.filter(user_id__in=list(pending)).values_list(
+        "user_id", "team_id", "role", "team__is_security"
+    )
+    for user_id, team_id, role, is_security in rows:
+        team_ids, lead_ids, security_ids = grants[user_id]
+        team_ids.add(team_id)
+        if role == Membership.Role.LEAD:
+            lead_ids.add(team_id)
+        if is_security:
+            security_ids.add(team_id)
+    for pk, user in pending.items():
+        if not user.is_authenticated or not user.is_active:
+            access = Access(frozenset(), frozenset(), frozenset())
+        else:
+            team_ids, lead_ids, security_ids = grants[pk]
+            access = Access(frozenset(team_ids), frozenset(lead_ids), frozenset(security_ids))
+        setattr(user, _CACHE_ATTR, access)
 
 
 def forget_access(user: User) -> None:

@@ -161,9 +161,12 @@ def outbox_write(event: DomainEvent) -> None:
     event_id = uuid.uuid4()
     fields = _event_fields(event)
     owners: dict[int, User] = {}
+    for subscription in subscriptions:
+        owners.setdefault(subscription.owner_id, subscription.owner)
+    permissions.load_access(owners.values())  # one query for every owner's memberships
     rows: list[WebhookDelivery] = []
     for subscription in subscriptions:
-        owner = owners.setdefault(subscription.owner_id, subscription.owner)  # one membership query per owner
+        owner = owners[subscription.owner_id]
         if not owner.is_active:
             continue
         ticket = subject.ticket

@@ -280,3 +280,40 @@ def test_events_added_by_other_apps_are_offered_and_delivered_with_the_ticket(de
     assert delivery.payload["event"] == "test.threshold_crossed"
     assert delivery.payload["data"]["threshold"] == 80
     assert delivery.payload["data"]["ticket"]["number"] == ticket.number
+
+
+def _publish_cost(desk, django_assert_num_queries) -> int:  # type: ignore[no-untyped-def]
+    from itsm.events import publish
+    from tickets.events import Assigned
+
+    ticket = desk.ticket()
+    with django_assert_num_queries(6) as captured, transaction.atomic():
+        # subscriptions, memberships of all their owners, the ticket, the bulk insert, and the savepoint pair
+        publish(
+            Assigned(
+                at=ticket.created_at, actor_id=None, ticket_id=ticket.pk, from_assignee_id=None, to_assignee_id=None
+            )
+        )
+    return len(captured.captured_queries)
+
+
+def test_the_outbox_costs_the_same_queries_for_one_or_many_subscriptions(desk, django_assert_num_queries):
+    _subscribe(desk.agent, events=["ticket.assigned"], name="one")
+    assert _publish_cost(desk, django_assert_num_queries) == 6
+    for index, owner in enumerate([desk.agent2, desk.lead, desk.manager, desk.network_agent, desk.admin]):
+        _subscribe(owner, events=["ticket.assigned"], name=f"more {index}")
+    assert _publish_cost(desk, django_assert_num_queries) == 6
+    # the second ticket reached every owner who may see it: not the network agent, nor the admin (a flag, not a team)
+    owners = WebhookDelivery.objects.filter(event_name="ticket.assigned").values_list("subscription__owner", flat=True)
+    assert sorted(owners) == sorted([desk.agent.pk, desk.agent.pk, desk.agent2.pk, desk.lead.pk, desk.manager.pk])
+
+
+def test_load_access_agrees_with_access_for(desk):
+    from security.models import User
+    from security.permissions import access_for, load_access
+
+    desk.agent.is_active = False
+    desk.agent.save(update_fields=["is_active"])
+    batch = list(User.objects.order_by("pk"))
+    load_access(batch)
+    assert [access_for(user) for user in batch] == [access_for(user) for user in User.objects.order_by("pk")]
