@@ -247,6 +247,12 @@ class WebhookDelivery(models.Model):
                 name="security_webhook_delivery_due",
             ),
             models.Index(F("subscription"), F("created_at").desc(), F("id").desc(), name="security_webhook_log"),
+            # Pruning the log: finished deliveries by age.
+            models.Index(
+                fields=("created_at",),
+                condition=models.Q(state__in=["delivered", "failed"]),
+                name="security_webhook_finished",
+            ),
         ]
 
     def __str__(self) -> str:

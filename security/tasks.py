@@ -10,7 +10,7 @@ from django.core.mail import send_mail
 
 from itsm.queue import send_now
 from security.models import WebhookSubscription
-from security.webhook_delivery import delivery_attempt, due_delivery_ids
+from security.webhook_delivery import deliveries_prune, delivery_attempt, due_delivery_ids
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,12 @@ def webhook_sweep_task() -> dict[str, Any]:
     for delivery_id in ids:
         send_now(webhook_deliver_task, delivery_id)
     return {"woken": len(ids)}
+
+
+@shared_task(name="webhooks.prune", acks_late=True)
+def webhook_prune_task() -> dict[str, Any]:
+    """Beat, hourly: drop finished deliveries past WEBHOOK_LOG_RETENTION_DAYS from the delivery log."""
+    return {"removed": deliveries_prune()}
 
 
 @shared_task(

@@ -283,3 +283,22 @@ def due_delivery_ids(*, now: datetime | None = None, limit: int = SWEEP_BATCH) -
         .values_list("pk", flat=True)[:limit]
     )
     return [str(pk) for pk in ids]
+
+
+def deliveries_prune(*, now: datetime | None = None, batch_size: int = 1000, max_batches: int = 100) -> int:
+    """Delete delivered and failed deliveries (and their attempts) older than the retention, oldest first, in
+    batches (index `security_webhook_finished`). Returns how many deliveries went."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.WEBHOOK_LOG_RETENTION_DAYS)
+    removed = 0
+    for _ in range(max_batches):
+        ids = list(
+            WebhookDelivery.objects.filter(state__in=(State.DELIVERED, State.FAILED), created_at__lt=cutoff)
+            .order_by("created_at")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            break
+        with transaction.atomic():
+            WebhookAttempt.objects.filter(delivery_id__in=ids).delete()
+            removed += WebhookDelivery.objects.filter(pk__in=ids).delete()[0]
+    return removed

@@ -13,7 +13,7 @@ from itsm.errors import Conflict, NotFound
 from security import webhooks
 from security.models import AuditLog, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from security.tasks import webhook_notify_disabled_task
-from security.webhook_delivery import delivery_attempt, due_delivery_ids, excerpt, retry_delay
+from security.webhook_delivery import deliveries_prune, delivery_attempt, due_delivery_ids, excerpt, retry_delay
 from tests.webhook_receiver import running_receiver
 
 
@@ -140,3 +140,25 @@ def test_redeliver_requeues_a_finished_delivery_with_the_same_id(desk):
         assert [r.headers["X-Webhook-Attempt"] for r in receiver.requests] == ["1", "2"]
     assert WebhookDelivery.objects.get().state == "delivered"
     assert AuditLog.objects.filter(action="webhook.redeliver", object_id=delivery_id).count() == 1
+
+
+def test_prune_drops_finished_deliveries_past_the_retention_only(desk, settings):
+    settings.WEBHOOK_LOG_RETENTION_DAYS = 30
+    with running_receiver() as receiver:
+        created = webhooks.webhook_create(actor=desk.agent, name="R", url=receiver.url, event_types=["ticket.created"])
+        receiver.secret = created.secret
+        for _ in range(3):
+            desk.ticket()
+        old_delivered, old_pending, recent = due_delivery_ids()
+        delivery_attempt(old_delivered)
+        delivery_attempt(recent)
+    long_ago = timezone.now() - timedelta(days=31)
+    WebhookDelivery.objects.filter(pk__in=[old_delivered, old_pending]).update(created_at=long_ago)
+
+    assert deliveries_prune(batch_size=1) == 1
+
+    assert sorted(str(pk) for pk in WebhookDelivery.objects.values_list("pk", flat=True)) == sorted(
+        [old_pending, recent]
+    )
+    assert WebhookAttempt.objects.filter(delivery_id=old_delivered).count() == 0
+    assert WebhookAttempt.objects.count() == 1
