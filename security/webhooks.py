@@ -22,7 +22,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from itsm.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -485,8 +485,6 @@ def delivery_list(
     attempts prefetched: two queries whatever the log's size."""
     if not permissions.can_manage_webhook(user, subscription.owner_id):
         raise NotFound("No such webhook.")
-    from django.db.models import Q
-
     queryset = WebhookDelivery.objects.filter(subscription=subscription).defer("payload")
     position = _parse_delivery_cursor(cursor)
     if position is not None:
