@@ -208,5 +208,12 @@ def can_manage_webhooks(user: User) -> bool:
 
 
 def can_manage_webhook(user: User, owner_id: int) -> bool:
-    """A subscription is managed by its owner; admins manage every subscription."""
+    """A subscription is managed by its owner; admins see, enable/disable, redeliver and delete every one."""
     return can_manage_webhooks(user) and (user.is_admin or owner_id == user.pk)
+
+
+def can_edit_webhook(user: User, owner_id: int) -> bool:
+    """Only the owner changes the URL, the events or the secret, and reads payloads: a subscription carries what its
+    owner may see (confidential tickets for a security agent), which an admin may not, so an admin must not be able
+    to point it elsewhere or read it."""
+    return can_manage_webhooks(user) and owner_id == user.pk

@@ -72,6 +72,8 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
 def webhook_edit(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
     subscription = _subscription(user, pk)
+    if not permissions.can_edit_webhook(user, subscription.owner_id):
+        raise Http404("No such page.")
     initial = {"name": subscription.name, "url": subscription.url, "event_types": subscription.event_types}
     form = WebhookForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -94,7 +96,11 @@ def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "security/webhooks/detail.html",
-        {"subscription": subscription, "page": page, "event_labels": webhooks.event_types()},
+        {
+            "subscription": subscription,
+            "page": page,
+            "is_owner": permissions.can_edit_webhook(user, subscription.owner_id),
+        },
     )
 
 
@@ -103,6 +109,8 @@ def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def webhook_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
     subscription = _subscription(user, pk)
+    if not permissions.can_edit_webhook(user, subscription.owner_id):
+        raise Http404("No such page.")
     return _secret_page(request, webhooks.webhook_rotate_secret(actor=user, subscription=subscription), rotated=True)
 
 

@@ -167,7 +167,7 @@ def outbox_write(event: DomainEvent) -> None:
     rows: list[WebhookDelivery] = []
     for subscription in subscriptions:
         owner = owners[subscription.owner_id]
-        if not owner.is_active:
+        if not permissions.can_manage_webhooks(owner):  # deactivated, or no longer works the desk
             continue
         ticket = subject.ticket
         if ticket is not None and not permissions.can_view_ticket(owner, ticket):
@@ -227,6 +227,11 @@ def _require_manages(actor: User, subscription: WebhookSubscription) -> None:
     # Missing and forbidden look the same.
     if not permissions.can_manage_webhook(actor, subscription.owner_id):
         raise NotFound("No such webhook.")
+
+
+def _require_owner(actor: User, subscription: WebhookSubscription) -> None:
+    if not permissions.can_edit_webhook(actor, subscription.owner_id):
+        raise PermissionDenied("Only the owner can change a webhook's URL, events or secret.", code="not_webhook_owner")
 
 
 def _clean_name(name: str) -> str:
@@ -325,6 +330,7 @@ def webhook_update(
     changed = [key for key, value in changes.items() if getattr(subscription, key) != value]
     if not changed:
         return subscription
+    _require_owner(actor, subscription)
     before = snapshot(subscription, AUDIT_FIELDS)
     for key in changed:
         setattr(subscription, key, changes[key])
@@ -384,6 +390,7 @@ def webhook_rotate_secret(*, actor: User, subscription: WebhookSubscription | in
     """Replace the signing secret. Attempts from now on, including retries of older deliveries, use the new one."""
     subscription = _lock(subscription)
     _require_manages(actor, subscription)
+    _require_owner(actor, subscription)
     subscription.secret_salt = new_salt()
     subscription.updated_at = timezone.now()
     subscription.save(update_fields=["secret_salt", "updated_at"])

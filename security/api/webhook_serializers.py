@@ -86,6 +86,8 @@ class DeliverySerializer(serializers.ModelSerializer):
 
 
 class DeliveryDetailSerializer(DeliverySerializer):
+    payload = serializers.JSONField(allow_null=True, help_text="The body sent; null unless you own the webhook.")
+
     class Meta(DeliverySerializer.Meta):
         fields: tuple[str, ...] = (*DeliverySerializer.Meta.fields, "payload")
 

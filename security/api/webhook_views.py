@@ -112,13 +112,14 @@ class WebhookViewSet(viewsets.ViewSet):
         serializer = WebhookInputSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        subscription = webhooks.webhook_update(
-            actor=_user(request),
-            subscription=subscription,
-            name=data.get("name"),
-            url=data.get("url"),
-            event_types=data.get("event_types"),
-        )
+        if {"name", "url", "event_types"} & set(data):
+            subscription = webhooks.webhook_update(
+                actor=_user(request),
+                subscription=subscription,
+                name=data.get("name"),
+                url=data.get("url"),
+                event_types=data.get("event_types"),
+            )
         if "is_active" in data:
             subscription = webhooks.webhook_set_active(
                 actor=_user(request), subscription=subscription, is_active=data["is_active"]
@@ -185,7 +186,10 @@ class DeliveryViewSet(viewsets.ViewSet):
     def retrieve(self, request: Request, webhook_pk: str, pk: str) -> Response:
         subscription = webhooks.webhook_get(user=_user(request), pk=webhook_pk)
         delivery = webhooks.delivery_get(user=_user(request), subscription=subscription, pk=pk)
-        return Response(DeliveryDetailSerializer(delivery).data)
+        body = DeliveryDetailSerializer(delivery).data
+        if not permissions.can_edit_webhook(_user(request), subscription.owner_id):
+            body["payload"] = None  # what the owner may see, not necessarily what an admin may
+        return Response(body)
 
     @extend_schema(
         summary="Send a finished delivery again (same X-Webhook-Id)",

@@ -220,3 +220,22 @@ def test_list_endpoints_cost_the_same_at_two_sizes(desk):
     assert WebhookDelivery.objects.filter(subscription=subscription.subscription).count() == 7
     assert small == large
     assert small == (1, 3)
+
+
+def test_admins_cannot_redirect_rekey_or_read_someone_elses_webhook(desk):
+    created = webhooks.webhook_create(
+        actor=desk.security_agent, name="SOC", url=URL, event_types=["ticket.created"]
+    ).subscription
+    desk.ticket(title="Phish", category=desk.phishing)
+    delivery = WebhookDelivery.objects.get()
+    admin = client_for(desk.admin)
+    before = _state()
+    response = admin.patch(f"/api/v1/webhooks/{created.pk}/", {"url": "http://127.0.0.1:8/mine"}, format="json")
+    assert response.status_code == 403
+    assert response.json()["code"] == "not_webhook_owner"
+    assert admin.post(f"/api/v1/webhooks/{created.pk}/rotate-secret/").status_code == 403
+    assert _state() == before
+    body = admin.get(f"/api/v1/webhooks/{created.pk}/deliveries/{delivery.pk}/").json()
+    assert body["payload"] is None
+    owner = client_for(desk.security_agent).get(f"/api/v1/webhooks/{created.pk}/deliveries/{delivery.pk}/").json()
+    assert owner["payload"]["data"]["ticket"]["title"] == "Phish"

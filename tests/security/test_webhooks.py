@@ -99,8 +99,28 @@ def test_requesters_cannot_subscribe_and_others_cannot_touch_a_subscription(desk
     with pytest.raises(NotFound):
         webhooks.webhook_delete(actor=desk.network_agent, subscription=sub)
     assert WebhookSubscription.objects.values_list("name", flat=True).get() == "Monitoring"
-    webhooks.webhook_update(actor=desk.admin, subscription=sub, name="Renamed by admin")
-    assert WebhookSubscription.objects.values_list("name", flat=True).get() == "Renamed by admin"
+    # admins may see, disable and delete anyone's webhook, but not redirect it or take its secret: it carries what
+    # its owner may see (confidential tickets for a security agent), which an admin may not
+    with pytest.raises(PermissionDenied):
+        webhooks.webhook_update(actor=desk.admin, subscription=sub, url="http://127.0.0.1:8/elsewhere")
+    with pytest.raises(PermissionDenied):
+        webhooks.webhook_rotate_secret(actor=desk.admin, subscription=sub)
+    assert WebhookSubscription.objects.values_list("name", "url", "secret_salt").get() == (
+        "Monitoring",
+        RECEIVER,
+        sub.secret_salt,
+    )
+    webhooks.webhook_set_active(actor=desk.admin, subscription=sub, is_active=False)
+    assert WebhookSubscription.objects.values_list("is_active", flat=True).get() is False
+
+
+def test_an_owner_who_no_longer_works_the_desk_gets_nothing(desk):
+    from security.services import membership_remove
+
+    _subscribe(desk.network_agent, name="Own requests")
+    membership_remove(actor=None, user=desk.network_agent, team=desk.network)
+    desk.ticket(requester=desk.network_agent, title="Still my ticket")
+    assert WebhookDelivery.objects.count() == 0
 
 
 def test_publishing_writes_one_delivery_per_matching_subscription(desk):

@@ -163,3 +163,23 @@ def test_list_and_detail_cost_the_same_queries_at_two_sizes(desk, django_assert_
         client.get("/security/webhooks/")
     with django_assert_num_queries(len(small_detail.captured_queries)):
         client.get(f"/security/webhooks/{subscription.pk}/")
+
+
+def test_admins_may_disable_but_not_edit_or_rekey_someone_elses_webhook(desk):
+    subscription = _create(desk.agent)
+    client = signed_in(desk.admin)
+    base = f"/security/webhooks/{subscription.pk}/"
+    page = client.get(base).content.decode()
+    assert "Rotate secret" not in page
+    assert f"{base}edit/" not in page
+    assert client.get(f"{base}edit/").status_code == 404
+    assert client.post(f"{base}edit/", {"name": "x", "url": URL, "event_types": ["ticket.created"]}).status_code == 404
+    assert client.post(f"{base}rotate-secret/").status_code == 404
+    assert client.post(f"{base}active/", {"is_active": "0"}).status_code == 302
+    after = WebhookSubscription.objects.get()
+    assert (after.name, after.url, after.secret_salt, after.is_active) == (
+        "Pager",
+        URL,
+        subscription.secret_salt,
+        False,
+    )
