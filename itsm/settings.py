@@ -132,6 +132,32 @@ CELERY_TIMEZONE = "UTC"
 # Keep it well under the broker's visibility timeout, or Redis re-delivers eta tasks early.
 SLA_TIMER_HORIZON_SECONDS = env_int("SLA_TIMER_HORIZON_SECONDS", 120)
 
+# --- Webhooks (docs/webhooks.md) ------------------------------------------------------------------------------------
+# Signing secrets are derived from this key and a per-subscription salt; changing it changes every secret.
+WEBHOOK_SIGNING_KEY = env_str("WEBHOOK_SIGNING_KEY", SECRET_KEY)
+# SSRF guard: receivers on loopback, private, link-local, reserved or multicast addresses are refused unless allowed
+# here, all of them or by network (e.g. "127.0.0.1/32,10.20.0.0/16").
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
+WEBHOOK_ALLOWED_NETWORKS = env_list("WEBHOOK_ALLOWED_NETWORKS")
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+# A claimed delivery is not sent by anyone else for this long (timeout + margin); after a crash it is retried then.
+WEBHOOK_LEASE_SECONDS = env_int("WEBHOOK_LEASE_SECONDS", 60)
+WEBHOOK_RETRY_HOURS = env_int("WEBHOOK_RETRY_HOURS", 24)
+WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 30)
+WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES = env_int("WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES", 5)
+# Delivered and failed deliveries (with their attempts) are kept this long in the delivery log.
+WEBHOOK_LOG_RETENTION_DAYS = env_int("WEBHOOK_LOG_RETENTION_DAYS", 30)
+CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
+    "task": "webhooks.sweep",
+    "schedule": 30.0,
+    "options": {"queue": "default", "expires": 25},
+}
+CELERY_BEAT_SCHEDULE["webhooks-prune"] = {
+    "task": "webhooks.prune",
+    "schedule": 3600.0,
+    "options": {"queue": "default", "expires": 3000},
+}
+
 # --- Auth ------------------------------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "security.User"
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]

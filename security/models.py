@@ -1,9 +1,13 @@
-"""Directory and access: users, teams, memberships and the append-only audit log."""
+"""Directory and access: users, teams, memberships, the append-only audit log and webhook subscriptions."""
 
+import uuid
 from typing import Any, ClassVar
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
+from django.db.models import F
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -180,3 +184,122 @@ class ServiceAccount(User):
 
 # API tokens live in their own module; importing them here registers the model with the app.
 from security.tokens import ApiToken  # noqa: E402, F401
+
+
+class WebhookSubscription(models.Model):
+    """An integrator's endpoint: where to POST which domain events (see docs/webhooks.md).
+
+    The signing secret is never stored: only `secret_salt`, from which the secret is derived with the server's
+    `WEBHOOK_SIGNING_KEY` (`security.webhooks.signing_secret`). A subscription is disabled after repeated failed
+    deliveries (`disabled_at`, `disabled_reason`) and can be enabled again by its owner.
+    """
+
+    owner = models.ForeignKey(User, on_delete=models.CASCADE, related_name="webhook_subscriptions")
+    name = models.CharField(max_length=100)
+    url = models.URLField(max_length=500)
+    event_types = ArrayField(models.CharField(max_length=64), default=list)
+    secret_salt = models.CharField(max_length=64)
+    is_active = models.BooleanField(default=True)
+    # Deliveries in a row that ended failed (every retry exhausted); reset by any successful attempt.
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-id",)
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=("owner", "name"), name="security_webhook_owner_name_unique"),
+        ]
+        indexes: ClassVar = [
+            # The outbox asks "which active subscriptions want this event?" on every published event.
+            GinIndex(fields=("event_types",), condition=models.Q(is_active=True), name="security_webhook_active_types"),
+            models.Index(fields=("owner", "-id"), name="security_webhook_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WebhookDelivery(models.Model):
+    """One event for one subscription (the outbox row), written in the transaction that published the event.
+
+    `id` is the stable `X-Webhook-Id`: every attempt and every redelivery of this row carries it. While a worker is
+    sending, the row is `sending` and `next_attempt_at` holds the end of its lease: nobody else sends it before then.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")
+    event_name = models.CharField(max_length=64)
+    event_id = models.UUIDField()
+    payload = models.JSONField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    retry_until = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints: ClassVar = [
+            models.CheckConstraint(
+                condition=models.Q(state__in=["pending", "sending", "delivered", "failed"]),
+                name="security_webhook_delivery_state",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(state__in=["pending", "sending"]) | models.Q(next_attempt_at__isnull=False),
+                name="security_webhook_delivery_due_has_time",
+            ),
+            models.UniqueConstraint(fields=("subscription", "event_id"), name="security_webhook_delivery_once"),
+        ]
+        indexes: ClassVar = [
+            # The sweeper's "due now" scan: pending rows whose time has come and sending rows whose lease ran out.
+            models.Index(
+                fields=("next_attempt_at",),
+                condition=models.Q(state__in=["pending", "sending"]),
+                name="security_webhook_delivery_due",
+            ),
+            models.Index(F("subscription"), F("created_at").desc(), F("id").desc(), name="security_webhook_log"),
+            # Pruning the log: finished deliveries by age.
+            models.Index(
+                fields=("created_at",),
+                condition=models.Q(state__in=["delivered", "failed"]),
+                name="security_webhook_finished",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_name} → {self.subscription_id} ({self.state})"
+
+
+class WebhookAttempt(models.Model):
+    """One HTTP attempt of a delivery: what the receiver answered, how fast, or why it could not be reached."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    response_excerpt = models.CharField(max_length=1000, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    is_success = models.BooleanField(default=False)
+    # Still open: the worker has not reported back (yet). An attempt left open past its lease is closed as lost.
+    is_open = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ("delivery", "number")
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=("delivery", "number"), name="security_webhook_attempt_number_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_id} #{self.number}"

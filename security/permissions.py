@@ -14,6 +14,7 @@ Rules (DESIGN.md §5):
   even admins or managers).
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -70,6 +71,31 @@ def access_for(user: User) -> Access:
         access = Access(frozenset(team_ids), frozenset(lead_ids), frozenset(security_ids))
     setattr(user, _CACHE_ATTR, access)
     return access
+
+
+def load_access(users: Iterable[User]) -> None:
+    """Load the memberships of many users in one query (the webhook outbox checks every subscription's owner)."""
+    pending = {user.pk: user for user in users if getattr(user, _CACHE_ATTR, None) is None}
+    if not pending:
+        return
+    grants: dict[int, tuple[set[int], set[int], set[int]]] = {pk: (set(), set(), set()) for pk in pending}
+    rows = Membership.objects.filter(user_id__in=list(pending)).values_list(
+        "user_id", "team_id", "role", "team__is_security"
+    )
+    for user_id, team_id, role, is_security in rows:
+        team_ids, lead_ids, security_ids = grants[user_id]
+        team_ids.add(team_id)
+        if role == Membership.Role.LEAD:
+            lead_ids.add(team_id)
+        if is_security:
+            security_ids.add(team_id)
+    for pk, user in pending.items():
+        if not user.is_authenticated or not user.is_active:
+            access = Access(frozenset(), frozenset(), frozenset())
+        else:
+            team_ids, lead_ids, security_ids = grants[pk]
+            access = Access(frozenset(team_ids), frozenset(lead_ids), frozenset(security_ids))
+        setattr(user, _CACHE_ATTR, access)
 
 
 def forget_access(user: User) -> None:
@@ -210,3 +236,22 @@ def can_create_token_for(actor: User, owner: User) -> bool:
 def can_revoke_token(actor: User, owner_id: int) -> bool:
     """Owners revoke their own tokens; admins revoke anyone's."""
     return actor.is_authenticated and actor.is_active and (actor.is_admin or actor.pk == owner_id)
+
+
+def can_manage_webhooks(user: User) -> bool:
+    """Webhooks are for the people who run the desk: agents and leads, managers, security officers and admins.
+    Requesters cannot subscribe (docs/webhooks.md); what each subscription receives is still limited to what its
+    owner may see."""
+    return user.is_authenticated and user.is_active and (can_use_desk(user) or user.is_admin)
+
+
+def can_manage_webhook(user: User, owner_id: int) -> bool:
+    """A subscription is managed by its owner; admins see, enable/disable, redeliver and delete every one."""
+    return can_manage_webhooks(user) and (user.is_admin or owner_id == user.pk)
+
+
+def can_edit_webhook(user: User, owner_id: int) -> bool:
+    """Only the owner changes the URL, the events or the secret, and reads payloads: a subscription carries what its
+    owner may see (confidential tickets for a security agent), which an admin may not, so an admin must not be able
+    to point it elsewhere or read it."""
+    return can_manage_webhooks(user) and owner_id == user.pk

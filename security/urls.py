@@ -1,5 +1,5 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from security import token_views, views
 
@@ -8,6 +8,7 @@ urlpatterns = [
     path("security/audit/", views.audit_log, name="audit_log"),
     path("security/tokens/", token_views.token_list, name="api_tokens"),
     path("security/tokens/<int:pk>/revoke/", token_views.token_revoke, name="api_token_revoke"),
+    path("security/webhooks/", include("security.webhook_urls")),
     path("accounts/login/", views.LoginView.as_view(), name="login"),
     # Django's LogoutView accepts POST only: a link or an image tag cannot sign anyone out.
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

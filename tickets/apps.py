@@ -10,3 +10,9 @@ class TicketsConfig(AppConfig):
         from tickets.selectors import audit_hide_confidential_tickets
 
         register_confidential_audit_scope(audit_hide_confidential_tickets)
+
+        from security.webhooks import register_subject_builder
+        from tickets.events import TicketEventBase
+        from tickets.webhooks import ticket_subject
+
+        register_subject_builder(TicketEventBase, ticket_subject)
