@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from security.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -98,7 +99,9 @@ class EventTypeSerializer(serializers.Serializer):
 
 
 def page_serializer(name: str, item: type[serializers.BaseSerializer]) -> type[serializers.Serializer]:
-    return type(
+    """One keyset page `{"next", "previous", "results"}`; marked `many=False` so the schema of a `list` action is this
+    object, not an array of them (the contract test checks responses against it)."""
+    page = type(
         name,
         (serializers.Serializer,),
         {
@@ -107,6 +110,7 @@ def page_serializer(name: str, item: type[serializers.BaseSerializer]) -> type[s
             "results": item(many=True),
         },
     )
+    return extend_schema_serializer(many=False)(page)
 
 
 WebhookPageSerializer = page_serializer("WebhookPage", WebhookOutputSerializer)
