@@ -169,6 +169,13 @@ class Ticket(models.Model):
             GinIndex(fields=("search_vector",), name="tickets_search_vector"),
             # Confidential tickets are few: this keeps "hide confidential" filters (admin, audit log) off a full scan.
             models.Index(fields=("id",), condition=Q(is_confidential=True), name="tickets_confidential"),
+            # The SLA dashboards: resolved per day and CSAT over a period, the open backlog by age.
+            models.Index(fields=("resolved_at",), condition=Q(resolved_at__isnull=False), name="tickets_resolved"),
+            models.Index(
+                fields=("state", "created_at"),
+                condition=Q(state__in=("new", "assigned", "in_progress", "pending")),
+                name="tickets_open_created",
+            ),
             # Substring search on titles (admin search, quick find) uses a trigram GIN index.
             GinIndex(fields=("title",), name="tickets_title_trgm", opclasses=("gin_trgm_ops",)),
         ]
