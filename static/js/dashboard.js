@@ -48,9 +48,9 @@
         labels: data.trend.labels,
         datasets: [
           { label: "First response", data: data.trend.first_response, borderColor: COLOURS.brand,
-            backgroundColor: COLOURS.brand, spanGaps: true },
+            backgroundColor: COLOURS.brand, spanGaps: false },
           { label: "Resolution", data: data.trend.resolution, borderColor: COLOURS.ok,
-            backgroundColor: COLOURS.ok, spanGaps: true }
+            backgroundColor: COLOURS.ok, spanGaps: false }
         ]
       },
       options: baseOptions({ scales: { y: { min: 0, max: 100 } } })

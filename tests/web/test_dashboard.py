@@ -289,3 +289,17 @@ def test_dashboard_queries_do_not_grow_with_the_data(desk, history, django_asser
         assert get(client, PAGE).status_code == 200
     with django_assert_num_queries(PAGE_QUERIES):
         assert get(client, PAGE, {**params, "policy": str(history.policy.pk)}).status_code == 200
+
+
+def test_api_and_csv_queries_do_not_grow_with_the_data(desk, history, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
+    client = signed_in(desk.manager)
+    # session, user, memberships, filter choices; API: totals, live, CSAT, groups; CSV: the one cursor
+    for size in ("small", "large"):
+        with django_assert_num_queries(8):
+            assert get(client, API, {"group_by": "team"}).status_code == 200
+        with django_assert_num_queries(5):
+            response = get(client, CSV)
+            body = b"".join(response.streaming_content)
+        assert body.count(b"\n") == 1 + ClockOutcome.objects.count()
+        if size == "small":
+            grow(desk, 12)
