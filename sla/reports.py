@@ -17,7 +17,7 @@ The period is `[start, end)` in UTC, built from local dates in the viewer's zone
 # Statements are assembled from constant fragments in this module; every value is a bound parameter.
 # ruff: noqa: S608
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -202,30 +202,26 @@ def percent(part: int, whole: int) -> float | None:
     return None if whole == 0 else round(100.0 * part / whole, 1)
 
 
-_GROUP_KEYS: dict[str, tuple[str, str, str]] = {
-    # group_by: (key and label expressions, extra join, GROUP BY)
-    "team": ("o.team_id, tm.name", " LEFT JOIN security_team tm ON tm.id = o.team_id", "o.team_id, tm.name"),
-    "category": ("o.category_id, cat.name", "", "o.category_id, cat.name"),
-    "priority": ("o.priority, NULL", "", "o.priority"),
-    "policy": ("o.policy_id, p.name", " JOIN sla_slapolicy p ON p.id = o.policy_id", "o.policy_id, p.name"),
-    "day": ("(o.finished_at AT TIME ZONE %s)::date, NULL", "", "1"),
-    "week": ("date_trunc('week', o.finished_at AT TIME ZONE %s)::date, NULL", "", "1"),
+_GROUP_COLUMNS: dict[str, tuple[str, str, str]] = {
+    # group_by: (key expression, label expression, extra join)
+    "team": ("o.team_id", "tm.name", " LEFT JOIN security_team tm ON tm.id = o.team_id"),
+    "category": ("o.category_id", "cat.name", ""),
+    "priority": ("o.priority", "NULL::text", ""),
+    "policy": ("o.policy_id", "p.name", " JOIN sla_slapolicy p ON p.id = o.policy_id"),
+    "day": ("(o.finished_at AT TIME ZONE %s)::date", "NULL::text", ""),
+    "week": ("date_trunc('week', o.finished_at AT TIME ZONE %s)::date", "NULL::text", ""),
 }
 
 _FIGURES_SELECT = """
-    count(*) FILTER (WHERE t.metric = 'first_response'),
-    count(*) FILTER (WHERE t.metric = 'first_response' AND o.met),
-    count(*) FILTER (WHERE t.metric = 'resolution'),
-    count(*) FILTER (WHERE t.metric = 'resolution' AND o.met),
-    count(*) FILTER (WHERE NOT o.met),
-    percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY o.business_seconds_used)
-        FILTER (WHERE t.metric = 'first_response'),
-    percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY extract(epoch FROM o.finished_at - c.started_at))
-        FILTER (WHERE t.metric = 'first_response'),
-    percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY o.business_seconds_used)
-        FILTER (WHERE t.metric = 'resolution'),
-    percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY extract(epoch FROM o.finished_at - c.started_at))
-        FILTER (WHERE t.metric = 'resolution')
+    count(*) FILTER (WHERE metric = 'first_response'),
+    count(*) FILTER (WHERE metric = 'first_response' AND met),
+    count(*) FILTER (WHERE metric = 'resolution'),
+    count(*) FILTER (WHERE metric = 'resolution' AND met),
+    count(*) FILTER (WHERE NOT met),
+    percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY business) FILTER (WHERE metric = 'first_response'),
+    percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY wall) FILTER (WHERE metric = 'first_response'),
+    percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY business) FILTER (WHERE metric = 'resolution'),
+    percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY wall) FILTER (WHERE metric = 'resolution')
 """
 
 
@@ -236,33 +232,56 @@ def _pair(values: list[Any] | None) -> tuple[float | None, float | None]:
     return round(float(values[0]), 1), round(float(values[1]), 1)
 
 
-def outcome_figures(q: ReportQuery, group_by: str | None = None) -> list[OutcomeFigures]:
-    """Finished-clock figures for the whole view (one row, key None) or per group (`GROUP_BYS`), in one statement.
+def outcome_figure_sets(q: ReportQuery, group_bys: Sequence[str] = ()) -> dict[str | None, list[OutcomeFigures]]:
+    """Finished-clock figures for the whole view (under None, one row) and per group for each of `group_bys`
+    (`GROUP_BYS`), in ONE statement: the outcomes are read and joined once and aggregated by `GROUPING SETS`.
     Groups come ordered by key; days and weeks only where something finished (see `series_days`)."""
     where = _outcome_conditions(q)
+    columns = [
+        "t.metric AS metric",
+        "o.met AS met",
+        "o.business_seconds_used AS business",
+        "extract(epoch FROM o.finished_at - c.started_at) AS wall",
+    ]
     params: list[Any] = []
-    if group_by is None:
-        key_select, join, group = "NULL, NULL", "", ""
-    else:
-        key_select, join, group_columns = _GROUP_KEYS[group_by]
-        group = f" GROUP BY {group_columns} ORDER BY 1"
-        if group_by in ("day", "week"):
-            params.append(q.zone_name)
-    statement = f"SELECT {key_select}, {_FIGURES_SELECT} FROM {_outcome_from(q)}{join} WHERE {where.where}{group}"
-    rows = _fetch(statement, params + where.params)
-    figures = []
-    for row in rows:
-        key, label = row[0], row[1]
-        fr_business, fr_wall, res_business, res_wall = (_pair(values) for values in row[7:11])
-        figures.append(
+    joins = ""
+    for index, group_by in enumerate(group_bys):
+        key, label, join = _GROUP_COLUMNS[group_by]
+        columns += [f"{key} AS k{index}", f"{label} AS l{index}"]
+        params += [q.zone_name] * key.count("%s")
+        if join not in joins:
+            joins += join
+    keys = "".join(f"k{index}, l{index}, " for index in range(len(group_bys)))
+    sets = ", ".join(["()", *(f"(k{index}, l{index})" for index in range(len(group_bys)))])
+    grouping = f"GROUPING({', '.join(f'k{index}' for index in range(len(group_bys)))})" if group_bys else "0"
+    statement = (
+        f"SELECT {grouping}, {keys}{_FIGURES_SELECT}"
+        f" FROM (SELECT {', '.join(columns)} FROM {_outcome_from(q)}{joins} WHERE {where.where}) AS outcomes"
+        f" GROUP BY GROUPING SETS ({sets}) ORDER BY {', '.join(str(n) for n in range(1, 2 + 2 * len(group_bys)))}"
+    )
+    # GROUPING() has one bit per key, the first key the highest; a set leaves its own key's bit 0.
+    everything = (1 << len(group_bys)) - 1
+    set_of_mask: dict[int, str | None] = {everything: None}
+    for index, group_by in enumerate(group_bys):
+        set_of_mask[everything ^ (1 << (len(group_bys) - 1 - index))] = group_by
+    found: dict[str | None, list[OutcomeFigures]] = {None: [], **{group_by: [] for group_by in group_bys}}
+    offset = 1 + 2 * len(group_bys)
+    for row in _fetch(statement, params + where.params):
+        group = set_of_mask[row[0]]
+        position = group_bys.index(group) if group is not None else None
+        group_key = None if position is None else row[1 + 2 * position]
+        group_label = None if position is None else row[2 + 2 * position]
+        figures = row[offset:]
+        fr_business, fr_wall, res_business, res_wall = (_pair(values) for values in figures[5:9])
+        found[group].append(
             OutcomeFigures(
-                key=key,
-                label=_label(group_by, key, label),
-                first_response_finished=row[2],
-                first_response_met=row[3],
-                resolution_finished=row[4],
-                resolution_met=row[5],
-                breaches=row[6],
+                key=group_key,
+                label=_label(group, group_key, group_label),
+                first_response_finished=figures[0],
+                first_response_met=figures[1],
+                resolution_finished=figures[2],
+                resolution_met=figures[3],
+                breaches=figures[4],
                 first_response_business_p50=fr_business[0],
                 first_response_business_p90=fr_business[1],
                 first_response_wall_p50=fr_wall[0],
@@ -273,7 +292,14 @@ def outcome_figures(q: ReportQuery, group_by: str | None = None) -> list[Outcome
                 resolution_wall_p90=res_wall[1],
             )
         )
-    return figures
+    return found
+
+
+def outcome_figures(q: ReportQuery, group_by: str | None = None) -> list[OutcomeFigures]:
+    """Finished-clock figures for the whole view (one row, key None) or per group, in one statement."""
+    if group_by is None:
+        return outcome_figure_sets(q)[None]
+    return outcome_figure_sets(q, [group_by])[group_by]
 
 
 def _label(group_by: str | None, key: Any, label: str | None) -> str:

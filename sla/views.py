@@ -81,10 +81,11 @@ def _period_params(q: ReportQuery) -> dict[str, str]:
 
 
 def dashboard_context(q: ReportQuery) -> dict[str, Any]:
-    totals = reports.outcome_totals(q)
-    trend = {row.key: row for row in reports.outcome_figures(q, q.bucket)}
-    by_team = reports.outcome_figures(q, "team")
-    by_category = reports.outcome_figures(q, "category")
+    figure_sets = reports.outcome_figure_sets(q, [q.bucket, "team", "category"])
+    totals = figure_sets[None][0]
+    trend = {row.key: row for row in figure_sets[q.bucket]}
+    by_team = figure_sets["team"]
+    by_category = figure_sets["category"]
     live = reports.live_figures(q)
     lists = reports.clock_lists(q)
     csat = reports.satisfaction(q)

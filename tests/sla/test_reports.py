@@ -182,3 +182,13 @@ def test_csv_rows_are_every_outcome_of_the_view(desk, history) -> None:  # type:
         "2026-03-02T10:00:00",
         "2026-03-02T10:30:00",
     )
+
+
+def test_one_statement_for_several_groupings_gives_the_same_figures_as_one_each(desk, history) -> None:  # type: ignore[no-untyped-def]
+    q = report_query(desk.manager)
+    together = reports.outcome_figure_sets(q, ["day", "team", "category", "priority", "policy"])
+    assert together[None] == reports.outcome_figures(q)
+    for group_by in ("day", "team", "category", "priority", "policy"):
+        alone = reports.outcome_figures(q, group_by)
+        assert alone == together[group_by]
+        assert sum(row.finished for row in alone) == together[None][0].finished == 7
