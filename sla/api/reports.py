@@ -122,11 +122,12 @@ class SlaReportView(APIView):
             raise ValidationFailed("Invalid input.", fields=form.error_fields())
         q = form.report_query()
         group_by = form.cleaned_data.get("group_by") or None
-        figure_sets = reports.outcome_figure_sets(q, [group_by] if group_by else [])
+        with reports.report_transaction():
+            figure_sets = reports.outcome_figure_sets(q, [group_by] if group_by else [])
+            live = reports.live_figures(q)
+            csat = reports.satisfaction(q)
         totals = figure_sets[None][0]
         groups = figure_sets[group_by] if group_by else []
-        live = reports.live_figures(q)
-        csat = reports.satisfaction(q)
         data = {
             "period": {
                 "preset": form.cleaned_data["range"],
