@@ -335,8 +335,11 @@ def outcome_totals(q: ReportQuery) -> OutcomeFigures:
 
 def _open_clock_conditions(q: ReportQuery) -> _Sql:
     # An OLA clock belongs to its team, an SLA clock to the ticket's; the policy is the clock's own.
+    # Open clocks belong to open tickets (resolving finishes them, closing or cancelling cancels them); saying so lets
+    # Postgres read the tickets from the small covering index of open tickets instead of the whole table.
     sql = _ticket_conditions(q, team_column="COALESCE(c.team_id, k.team_id)", policy_column="t.policy_id")
     sql.conditions.insert(0, "c.state IN ('running', 'paused')")
+    sql.conditions.insert(1, "k.state IN ('new', 'assigned', 'in_progress', 'pending')")
     return sql
 
 
