@@ -5,6 +5,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("security.urls")),
     path("", include("tickets.urls")),
+    path("dashboards/", include("sla.urls")),
     path("api/v1/", include("tickets.api.urls")),
     path("api/v1/", include("sla.api.urls")),
     path("api/v1/", include("security.api.urls")),

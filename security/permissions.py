@@ -197,6 +197,21 @@ def can_manage_users(user: User) -> bool:
     return user.is_authenticated and user.is_active and user.is_admin
 
 
+def sla_dashboard_team_scope(user: User) -> frozenset[int] | None:
+    """The teams whose SLA figures `user` may see on the dashboards: None means every team (managers), a set the
+    teams they lead (leads). Call `can_view_sla_dashboard` first: anyone else gets an empty set."""
+    if user.is_authenticated and user.is_active and user.is_manager:
+        return None
+    if not user.is_authenticated or not user.is_active:
+        return frozenset()
+    return access_for(user).lead_team_ids
+
+
+def can_view_sla_dashboard(user: User) -> bool:
+    """Managers (every team) and team leads (their own teams) read the SLA dashboards."""
+    return user.is_authenticated and user.is_active and (user.is_manager or bool(access_for(user).lead_team_ids))
+
+
 def can_view_audit_log(user: User) -> bool:
     return user.is_authenticated and user.is_active and (user.is_admin or user.is_security_officer)
 

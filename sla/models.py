@@ -371,6 +371,15 @@ class Clock(models.Model):
             models.Index(fields=("next_deadline_at",), condition=Q(state="running"), name="sla_clock_deadline_running"),
             models.Index(fields=("ticket", "state"), name="sla_clock_ticket_state"),
             models.Index(fields=("due_at", "id"), condition=Q(state="running"), name="sla_clock_due_running"),
+            # The dashboards (sla/reports.py): open clocks per ticket, and the breached list oldest breach first.
+            models.Index(
+                fields=("ticket",), condition=Q(state__in=("running", "paused")), name="sla_clock_open_ticket"
+            ),
+            models.Index(
+                fields=("breached_at", "id"),
+                condition=Q(state__in=("running", "paused"), breached_at__isnull=False),
+                name="sla_clock_open_breached",
+            ),
         )
         constraints = (
             models.UniqueConstraint(
@@ -488,6 +497,10 @@ class ClockOutcome(models.Model):
         indexes = (
             models.Index(fields=("finished_at",), name="sla_outcome_finished"),
             models.Index(fields=("team", "finished_at"), name="sla_outcome_team_finished"),
+            # The dashboards' filters (sla/reports.py).
+            models.Index(fields=("category", "finished_at"), name="sla_outcome_category_finished"),
+            models.Index(fields=("policy", "finished_at"), name="sla_outcome_policy_finished"),
+            models.Index(fields=("priority", "finished_at"), name="sla_outcome_priority_finished"),
         )
 
     def __str__(self) -> str:

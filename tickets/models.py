@@ -68,6 +68,10 @@ class PriorityMatrixEntry(models.Model):
         return f"impact {self.get_impact_display()} × urgency {self.get_urgency_display()} → P{self.priority}"
 
 
+# The columns the SLA dashboards filter tickets on (sla/reports.py `_ticket_conditions`).
+REPORT_COLUMNS = ("id", "team", "category", "priority", "type", "is_confidential")
+
+
 class Ticket(models.Model):
     number = models.CharField(max_length=20, unique=True)
     type = models.CharField(max_length=16, choices=TicketType.choices)
@@ -169,6 +173,21 @@ class Ticket(models.Model):
             GinIndex(fields=("search_vector",), name="tickets_search_vector"),
             # Confidential tickets are few: this keeps "hide confidential" filters (admin, audit log) off a full scan.
             models.Index(fields=("id",), condition=Q(is_confidential=True), name="tickets_confidential"),
+            # The SLA dashboards (sla/reports.py): created and resolved per day, CSAT, the open backlog by age. They
+            # carry the dashboard's filter columns so those statements are index-only scans, not heap visits.
+            models.Index(fields=("created_at",), include=REPORT_COLUMNS, name="tickets_created_report"),
+            models.Index(
+                fields=("resolved_at",),
+                include=REPORT_COLUMNS,
+                condition=Q(resolved_at__isnull=False),
+                name="tickets_resolved",
+            ),
+            models.Index(
+                fields=("state", "created_at"),
+                include=REPORT_COLUMNS,
+                condition=Q(state__in=("new", "assigned", "in_progress", "pending")),
+                name="tickets_open_created",
+            ),
             # Substring search on titles (admin search, quick find) uses a trigram GIN index.
             GinIndex(fields=("title",), name="tickets_title_trgm", opclasses=("gin_trgm_ops",)),
         ]

@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('security', '0003_api_tokens_and_service_accounts'),
-        ('security', '0003_webhooks'),
+        ("security", "0003_api_tokens_and_service_accounts"),
+        ("security", "0003_webhooks"),
     ]
 
-    operations = [
-    ]
+    operations = []

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sla.api import views
+from sla.api import reports, views
 
 app_name = "sla_api"
 
@@ -11,5 +11,6 @@ urlpatterns = [
         views.CalendarBusinessSecondsView.as_view(),
         name="calendar-business-seconds",
     ),
+    path("reports/sla/", reports.SlaReportView.as_view(), name="reports-sla"),
     path("tickets/<str:number>/sla/", views.TicketSlaView.as_view(), name="ticket-sla"),
 ]

@@ -1,0 +1,575 @@
+"""Aggregate reads for the SLA dashboards, the report API and the CSV export (issue 7, docs/dashboards.md).
+
+Every figure is one aggregate SQL statement over indexed columns (`FILTER`, `percentile_cont`, `date_trunc`,
+`GROUPING SETS`); nothing loops over tickets or outcomes in Python. Python only fills empty days into a series and
+shapes rows for templates. The statements are built from a small set of conditions so that every figure of a view uses
+exactly the same rows:
+
+- finished-clock figures (compliance, breaches, medians, the trend, the team and category tables) read
+  `ClockOutcome` rows whose `finished_at` is in the period (`_outcome_conditions`: the one place to add a condition
+  such as `NOT o.superseded` for every outcome figure);
+- live figures (at risk, breached now, the lists) read open `Clock` rows (running or paused) at `now`;
+- ticket figures (created, resolved, backlog, arrivals, CSAT) read `Ticket` rows.
+
+The period is `[start, end)` in UTC, built from local dates in the viewer's zone; days and weeks are cut in that zone.
+"""
+
+# Statements are assembled from constant fragments in this module; every value is a bound parameter.
+# ruff: noqa: S608
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import connection, transaction
+
+from tickets.state import OPEN_STATES, TicketState
+
+FIRST_RESPONSE = "first_response"
+RESOLUTION = "resolution"
+# At risk: an open clock whose 75 % warning fired (`ClockEvent(warned, threshold >= 75)`), not yet breached.
+AT_RISK_PERCENT = 75
+LIST_LIMIT = 20
+GROUP_BYS = ("team", "category", "priority", "policy", "day", "week")
+# Backlog age buckets: (label, lower bound in days); the last is open-ended.
+AGE_BUCKETS: tuple[tuple[str, int], ...] = (
+    ("< 1 day", 0),
+    ("1–3 days", 1),
+    ("3–7 days", 3),
+    ("7–30 days", 7),
+    ("30+ days", 30),
+)
+OPEN_STATE_ORDER: tuple[str, ...] = tuple(s for s in TicketState.values if s in OPEN_STATES)
+CSV_CHUNK_ROWS = 2000
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    """One validated view of the dashboards: the period, the zone it was cut in, and the filters.
+
+    `scope_team_ids` None means every team (managers); a set limits every figure to those teams (leads).
+    `include_confidential` False leaves out confidential tickets and the outcomes of confidential categories."""
+
+    start: datetime
+    end: datetime
+    first_day: date
+    last_day: date
+    zone: ZoneInfo
+    now: datetime
+    bucket: str = "day"
+    scope_team_ids: frozenset[int] | None = None
+    include_confidential: bool = False
+    team_id: int | None = None
+    category_id: int | None = None
+    priority: int | None = None
+    ticket_type: str | None = None
+    policy_id: int | None = None
+
+    @property
+    def zone_name(self) -> str:
+        return str(self.zone.key)
+
+
+# --- conditions ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Sql:
+    conditions: list[str] = field(default_factory=list)
+    params: list[Any] = field(default_factory=list)
+
+    def add(self, condition: str, *params: Any) -> None:
+        self.conditions.append(condition)
+        self.params.extend(params)
+
+    @property
+    def where(self) -> str:
+        return " AND ".join(self.conditions) if self.conditions else "TRUE"
+
+
+def _outcome_conditions(q: ReportQuery) -> _Sql:
+    """Outcomes in the period and the view. Aliases: o outcome, c clock, t target, cat category, k ticket (joined
+    only for the type filter, see `_outcome_from`)."""
+    sql = _Sql()
+    sql.add("o.finished_at >= %s", q.start)
+    sql.add("o.finished_at < %s", q.end)
+    if q.scope_team_ids is not None:
+        sql.add("o.team_id = ANY(%s)", sorted(q.scope_team_ids))
+    if not q.include_confidential:
+        sql.add("NOT cat.is_confidential")
+    if q.team_id is not None:
+        sql.add("o.team_id = %s", q.team_id)
+    if q.category_id is not None:
+        sql.add("o.category_id = %s", q.category_id)
+    if q.priority is not None:
+        sql.add("o.priority = %s", q.priority)
+    if q.policy_id is not None:
+        sql.add("o.policy_id = %s", q.policy_id)
+    if q.ticket_type is not None:
+        sql.add("k.type = %s", q.ticket_type)
+    return sql
+
+
+def _outcome_from(q: ReportQuery) -> str:
+    ticket_join = " JOIN tickets_ticket k ON k.id = c.ticket_id" if q.ticket_type is not None else ""
+    return (
+        "sla_clockoutcome o"
+        " JOIN sla_clock c ON c.id = o.clock_id"
+        " JOIN sla_slatarget t ON t.id = c.target_id"
+        " JOIN tickets_category cat ON cat.id = o.category_id" + ticket_join
+    )
+
+
+def _ticket_conditions(q: ReportQuery, *, team_column: str = "k.team_id", policy_column: str | None = None) -> _Sql:
+    """Tickets in the view (not the period: callers add their own instant column). Alias k ticket."""
+    sql = _Sql()
+    if q.scope_team_ids is not None:
+        sql.add(f"{team_column} = ANY(%s)", sorted(q.scope_team_ids))
+    if not q.include_confidential:
+        sql.add("NOT k.is_confidential")
+    if q.team_id is not None:
+        sql.add(f"{team_column} = %s", q.team_id)
+    if q.category_id is not None:
+        sql.add("k.category_id = %s", q.category_id)
+    if q.priority is not None:
+        sql.add("k.priority = %s", q.priority)
+    if q.ticket_type is not None:
+        sql.add("k.type = %s", q.ticket_type)
+    if q.policy_id is not None and policy_column is not None:
+        sql.add(f"{policy_column} = %s", q.policy_id)
+    elif q.policy_id is not None:
+        sql.add(
+            "EXISTS (SELECT 1 FROM sla_clock pc JOIN sla_slatarget pt ON pt.id = pc.target_id"
+            " WHERE pc.ticket_id = k.id AND pt.policy_id = %s)",
+            q.policy_id,
+        )
+    return sql
+
+
+@contextmanager
+def report_transaction() -> Iterator[None]:
+    """Run a view's statements in one transaction with Postgres's JIT off. These statements are estimated as costly
+    at a million rows, so Postgres would JIT-compile each one, which costs more (150–200 ms a statement, measured
+    by bench/dashboards.py) than running them; `SET LOCAL` ends with the transaction."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off")
+        yield
+
+
+def _fetch(statement: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return list(cursor.fetchall())
+
+
+# --- finished clocks -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutcomeFigures:
+    """Finished-clock figures of one group (or of the whole view). Durations in seconds; None when nothing finished."""
+
+    key: Any
+    label: str
+    first_response_finished: int
+    first_response_met: int
+    resolution_finished: int
+    resolution_met: int
+    breaches: int
+    first_response_business_p50: float | None
+    first_response_business_p90: float | None
+    first_response_wall_p50: float | None
+    first_response_wall_p90: float | None
+    resolution_business_p50: float | None
+    resolution_business_p90: float | None
+    resolution_wall_p50: float | None
+    resolution_wall_p90: float | None
+
+    @property
+    def finished(self) -> int:
+        return self.first_response_finished + self.resolution_finished
+
+    @property
+    def met(self) -> int:
+        return self.first_response_met + self.resolution_met
+
+    @property
+    def first_response_compliance(self) -> float | None:
+        return percent(self.first_response_met, self.first_response_finished)
+
+    @property
+    def resolution_compliance(self) -> float | None:
+        return percent(self.resolution_met, self.resolution_finished)
+
+    @property
+    def compliance(self) -> float | None:
+        return percent(self.met, self.finished)
+
+
+def percent(part: int, whole: int) -> float | None:
+    return None if whole == 0 else round(100.0 * part / whole, 1)
+
+
+_GROUP_COLUMNS: dict[str, tuple[str, str, str]] = {
+    # group_by: (key expression, label expression, extra join)
+    "team": ("o.team_id", "tm.name", " LEFT JOIN security_team tm ON tm.id = o.team_id"),
+    "category": ("o.category_id", "cat.name", ""),
+    "priority": ("o.priority", "NULL::text", ""),
+    "policy": ("o.policy_id", "p.name", " JOIN sla_slapolicy p ON p.id = o.policy_id"),
+    "day": ("(o.finished_at AT TIME ZONE %s)::date", "NULL::text", ""),
+    "week": ("date_trunc('week', o.finished_at AT TIME ZONE %s)::date", "NULL::text", ""),
+}
+
+_FIGURES_SELECT = """
+    count(*) FILTER (WHERE metric = 'first_response'),
+    count(*) FILTER (WHERE metric = 'first_response' AND met),
+    count(*) FILTER (WHERE metric = 'resolution'),
+    count(*) FILTER (WHERE metric = 'resolution' AND met),
+    count(*) FILTER (WHERE NOT met),
+    percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY business) FILTER (WHERE metric = 'first_response'),
+    percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY wall) FILTER (WHERE metric = 'first_response'),
+    percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY business) FILTER (WHERE metric = 'resolution'),
+    percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY wall) FILTER (WHERE metric = 'resolution')
+"""
+
+
+def _pair(values: list[Any] | None) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    # Interpolation leaves float noise (5580.000000000001); a tenth of a second is plenty.
+    return round(float(values[0]), 1), round(float(values[1]), 1)
+
+
+def outcome_figure_sets(q: ReportQuery, group_bys: Sequence[str] = ()) -> dict[str | None, list[OutcomeFigures]]:
+    """Finished-clock figures for the whole view (under None, one row) and per group for each of `group_bys`
+    (`GROUP_BYS`), in ONE statement: the outcomes are read and joined once and aggregated by `GROUPING SETS`.
+    Groups come ordered by key; days and weeks only where something finished (see `series_days`)."""
+    where = _outcome_conditions(q)
+    columns = [
+        "t.metric AS metric",
+        "o.met AS met",
+        "o.business_seconds_used AS business",
+        "extract(epoch FROM o.finished_at - c.started_at) AS wall",
+    ]
+    params: list[Any] = []
+    joins = ""
+    for index, group_by in enumerate(group_bys):
+        key, label, join = _GROUP_COLUMNS[group_by]
+        columns += [f"{key} AS k{index}", f"{label} AS l{index}"]
+        params += [q.zone_name] * key.count("%s")
+        if join not in joins:
+            joins += join
+    keys = "".join(f"k{index}, l{index}, " for index in range(len(group_bys)))
+    sets = ", ".join(["()", *(f"(k{index}, l{index})" for index in range(len(group_bys)))])
+    grouping = f"GROUPING({', '.join(f'k{index}' for index in range(len(group_bys)))})" if group_bys else "0"
+    statement = (
+        f"SELECT {grouping}, {keys}{_FIGURES_SELECT}"
+        f" FROM (SELECT {', '.join(columns)} FROM {_outcome_from(q)}{joins} WHERE {where.where}) AS outcomes"
+        f" GROUP BY GROUPING SETS ({sets}) ORDER BY {', '.join(str(n) for n in range(1, 2 + 2 * len(group_bys)))}"
+    )
+    # GROUPING() has one bit per key, the first key the highest; a set leaves its own key's bit 0.
+    everything = (1 << len(group_bys)) - 1
+    set_of_mask: dict[int, str | None] = {everything: None}
+    for index, group_by in enumerate(group_bys):
+        set_of_mask[everything ^ (1 << (len(group_bys) - 1 - index))] = group_by
+    found: dict[str | None, list[OutcomeFigures]] = {None: [], **{group_by: [] for group_by in group_bys}}
+    offset = 1 + 2 * len(group_bys)
+    for row in _fetch(statement, params + where.params):
+        group = set_of_mask[row[0]]
+        position = group_bys.index(group) if group is not None else None
+        group_key = None if position is None else row[1 + 2 * position]
+        group_label = None if position is None else row[2 + 2 * position]
+        figures = row[offset:]
+        fr_business, fr_wall, res_business, res_wall = (_pair(values) for values in figures[5:9])
+        found[group].append(
+            OutcomeFigures(
+                key=group_key,
+                label=_label(group, group_key, group_label),
+                first_response_finished=figures[0],
+                first_response_met=figures[1],
+                resolution_finished=figures[2],
+                resolution_met=figures[3],
+                breaches=figures[4],
+                first_response_business_p50=fr_business[0],
+                first_response_business_p90=fr_business[1],
+                first_response_wall_p50=fr_wall[0],
+                first_response_wall_p90=fr_wall[1],
+                resolution_business_p50=res_business[0],
+                resolution_business_p90=res_business[1],
+                resolution_wall_p50=res_wall[0],
+                resolution_wall_p90=res_wall[1],
+            )
+        )
+    return found
+
+
+def outcome_figures(q: ReportQuery, group_by: str | None = None) -> list[OutcomeFigures]:
+    """Finished-clock figures for the whole view (one row, key None) or per group, in one statement."""
+    if group_by is None:
+        return outcome_figure_sets(q)[None]
+    return outcome_figure_sets(q, [group_by])[group_by]
+
+
+def _label(group_by: str | None, key: Any, label: str | None) -> str:
+    if group_by is None:
+        return "All"
+    if group_by == "team" and key is None:
+        return "No team"
+    if group_by == "priority":
+        return f"P{key}"
+    if group_by in ("day", "week"):
+        return key.isoformat()
+    return str(label)
+
+
+def outcome_totals(q: ReportQuery) -> OutcomeFigures:
+    return outcome_figures(q)[0]
+
+
+# --- live clocks -----------------------------------------------------------------------------------------------------
+
+
+def _open_clock_conditions(q: ReportQuery) -> _Sql:
+    # An OLA clock belongs to its team, an SLA clock to the ticket's; the policy is the clock's own.
+    # Open clocks belong to open tickets (resolving finishes them, closing or cancelling cancels them); saying so lets
+    # Postgres read the tickets from the small covering index of open tickets instead of the whole table.
+    sql = _ticket_conditions(q, team_column="COALESCE(c.team_id, k.team_id)", policy_column="t.policy_id")
+    sql.conditions.insert(0, "c.state IN ('running', 'paused')")
+    sql.conditions.insert(1, "k.state IN ('new', 'assigned', 'in_progress', 'pending')")
+    return sql
+
+
+_OPEN_CLOCK_FROM = (
+    "sla_clock c JOIN tickets_ticket k ON k.id = c.ticket_id JOIN sla_slatarget t ON t.id = c.target_id"
+    " LEFT JOIN security_team tm ON tm.id = COALESCE(c.team_id, k.team_id)"
+)
+# Breached now: the breach timer fired, or (between its instant and the timer, at most a reconciler pass) a running
+# clock's due instant has passed. At risk: the 75 % warning fired and the clock is not breached.
+_IS_BREACHED = "(c.breached_at IS NOT NULL OR (c.state = 'running' AND c.due_at <= %s))"
+_IS_WARNED = (
+    "EXISTS (SELECT 1 FROM sla_clockevent e WHERE e.clock_id = c.id AND e.kind = 'warned' AND e.threshold >= %s)"
+)
+
+
+@dataclass(frozen=True)
+class LiveFigures:
+    at_risk_tickets: int
+    breached_tickets: int
+
+
+def live_figures(q: ReportQuery) -> LiveFigures:
+    """Tickets with at least one open clock at risk now / breached now (a ticket may count in both)."""
+    where = _open_clock_conditions(q)
+    statement = (
+        "SELECT count(DISTINCT ticket_id) FILTER (WHERE is_warned AND NOT is_breached),"
+        " count(DISTINCT ticket_id) FILTER (WHERE is_breached)"
+        f" FROM (SELECT c.ticket_id, {_IS_BREACHED} AS is_breached, {_IS_WARNED} AS is_warned"
+        f" FROM {_OPEN_CLOCK_FROM} WHERE {where.where}) AS open_clocks"
+    )
+    row = _fetch(statement, [q.now, AT_RISK_PERCENT, *where.params])[0]
+    return LiveFigures(at_risk_tickets=row[0], breached_tickets=row[1])
+
+
+@dataclass(frozen=True)
+class ClockRow:
+    list: str  # breached | at_risk
+    number: str
+    title: str
+    team: str | None
+    priority: int
+    metric: str
+    state: str
+    due_at: datetime | None
+    breached_at: datetime | None
+
+
+def clock_lists(q: ReportQuery, limit: int = LIST_LIMIT) -> list[ClockRow]:
+    """The breached clocks (longest overdue first) and the at-risk clocks (soonest due first), `limit` each."""
+    where = _open_clock_conditions(q)
+    columns = "k.number, k.title, tm.name, k.priority, t.metric, c.state, c.due_at, c.breached_at"
+    statement = (
+        f"(SELECT 'breached', {columns} FROM {_OPEN_CLOCK_FROM} WHERE {where.where} AND {_IS_BREACHED}"
+        " ORDER BY COALESCE(c.breached_at, c.due_at), c.id LIMIT %s)"
+        f" UNION ALL (SELECT 'at_risk', {columns} FROM {_OPEN_CLOCK_FROM} WHERE {where.where}"
+        f" AND NOT {_IS_BREACHED} AND {_IS_WARNED} ORDER BY c.due_at NULLS LAST, c.id LIMIT %s)"
+    )
+    params = [*where.params, q.now, limit, *where.params, q.now, AT_RISK_PERCENT, limit]
+    return [ClockRow(*row) for row in _fetch(statement, params)]
+
+
+# --- tickets ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Satisfaction:
+    resolved: int
+    rated: int
+    average: float | None
+
+    @property
+    def response_rate(self) -> float | None:
+        return percent(self.rated, self.resolved)
+
+
+def satisfaction(q: ReportQuery) -> Satisfaction:
+    """CSAT over the tickets resolved in the period: the average score of their ratings and the share rated."""
+    where = _ticket_conditions(q)
+    statement = (
+        "SELECT count(*), count(r.id), avg(r.score) FROM tickets_ticket k"
+        " LEFT JOIN tickets_satisfactionrating r ON r.ticket_id = k.id"
+        f" WHERE k.resolved_at >= %s AND k.resolved_at < %s AND {where.where}"
+    )
+    resolved, rated, average = _fetch(statement, [q.start, q.end, *where.params])[0]
+    return Satisfaction(resolved=resolved, rated=rated, average=None if average is None else round(float(average), 2))
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Created and resolved per local day (every day of the period, zeros included) and arrivals by ISO weekday
+    (1 Monday … 7 Sunday) and local hour."""
+
+    days: list[date]
+    created: list[int]
+    resolved: list[int]
+    arrivals: dict[tuple[int, int], int]
+
+
+def flow(q: ReportQuery) -> Flow:
+    where = _ticket_conditions(q)
+    statement = (
+        "SELECT 'created', day, dow, hour, count(*) FROM ("
+        " SELECT (k.created_at AT TIME ZONE %s)::date AS day,"
+        " extract(isodow FROM k.created_at AT TIME ZONE %s)::int AS dow,"
+        " extract(hour FROM k.created_at AT TIME ZONE %s)::int AS hour"
+        f" FROM tickets_ticket k WHERE k.created_at >= %s AND k.created_at < %s AND {where.where}"
+        ") AS arrivals GROUP BY GROUPING SETS ((day), (dow, hour))"
+        " UNION ALL SELECT 'resolved', (k.resolved_at AT TIME ZONE %s)::date, NULL, NULL, count(*)"
+        f" FROM tickets_ticket k WHERE k.resolved_at >= %s AND k.resolved_at < %s AND {where.where} GROUP BY 2"
+    )
+    zone = q.zone_name
+    params = [zone, zone, zone, q.start, q.end, *where.params, zone, q.start, q.end, *where.params]
+    created: dict[date, int] = {}
+    resolved: dict[date, int] = {}
+    arrivals: dict[tuple[int, int], int] = {}
+    for kind, day, dow, hour, count in _fetch(statement, params):
+        if kind == "resolved":
+            resolved[day] = count
+        elif day is not None:
+            created[day] = count
+        else:
+            arrivals[(dow, hour)] = count
+    days = series_days(q.first_day, q.last_day, "day")
+    return Flow(
+        days=days,
+        created=[created.get(day, 0) for day in days],
+        resolved=[resolved.get(day, 0) for day in days],
+        arrivals=arrivals,
+    )
+
+
+def backlog(q: ReportQuery) -> dict[tuple[str, int], int]:
+    """Open tickets now by (state, age bucket index into `AGE_BUCKETS`), age from creation."""
+    where = _ticket_conditions(q)
+    # Youngest first: the first matching WHEN is the narrowest bucket.
+    cases = " ".join(
+        f"WHEN k.created_at > %s THEN {index - 1}" for index, (_label, days) in enumerate(AGE_BUCKETS) if days
+    )
+    bounds = [q.now - timedelta(days=days) for _label, days in AGE_BUCKETS if days]
+    statement = (
+        f"SELECT k.state, CASE {cases} ELSE {len(AGE_BUCKETS) - 1} END AS bucket, count(*) FROM tickets_ticket k"
+        f" WHERE k.state = ANY(%s) AND {where.where} GROUP BY 1, 2"
+    )
+    rows = _fetch(statement, [*bounds, list(OPEN_STATE_ORDER), *where.params])
+    return {(state, bucket): count for state, bucket, count in rows}
+
+
+# --- filter choices --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    teams: list[tuple[int, str]]
+    categories: list[tuple[int, str]]
+    policies: list[tuple[int, str]]
+
+
+def options(*, scope_team_ids: frozenset[int] | None, include_confidential: bool) -> Options:
+    """The teams, categories and policies a viewer may filter on, in one statement."""
+    team_where = "TRUE" if scope_team_ids is None else "id = ANY(%s)"
+    category_where = "TRUE" if include_confidential else "NOT is_confidential"
+    statement = (
+        f"SELECT 'team', id, name FROM security_team WHERE {team_where}"
+        f" UNION ALL SELECT 'category', id, name FROM tickets_category WHERE {category_where}"
+        " UNION ALL SELECT 'policy', id, name FROM sla_slapolicy ORDER BY 1, 3, 2"
+    )
+    params: list[Any] = [] if scope_team_ids is None else [sorted(scope_team_ids)]
+    found: dict[str, list[tuple[int, str]]] = {"team": [], "category": [], "policy": []}
+    for kind, pk, name in _fetch(statement, params):
+        found[kind].append((pk, name))
+    return Options(teams=found["team"], categories=found["category"], policies=found["policy"])
+
+
+# --- series and export -----------------------------------------------------------------------------------------------
+
+
+def series_days(first: date, last: date, bucket: str) -> list[date]:
+    """Every day (or every Monday of a week) from `first` to `last`, for series that show empty buckets as 0."""
+    if bucket == "week":
+        first = first - timedelta(days=first.weekday())
+        step = timedelta(days=7)
+    else:
+        step = timedelta(days=1)
+    days = []
+    day = first
+    while day <= last:
+        days.append(day)
+        day += step
+    return days
+
+
+CSV_COLUMNS = (
+    "outcome_id",
+    "ticket",
+    "ticket_type",
+    "metric",
+    "policy",
+    "team",
+    "category",
+    "priority",
+    "met",
+    "business_seconds_used",
+    "target_seconds",
+    "wall_seconds",
+    "started_at",
+    "finished_at",
+)
+
+
+def outcome_rows(q: ReportQuery, chunk_rows: int = CSV_CHUNK_ROWS) -> Iterator[tuple[Any, ...]]:
+    """Every outcome of the view (the rows behind the finished-clock figures), oldest first, through a server-side
+    cursor fetched `chunk_rows` at a time: memory stays constant whatever the count. Instants in the viewer's zone."""
+    where = _outcome_conditions(q)
+    ticket_join = "" if q.ticket_type is not None else " JOIN tickets_ticket k ON k.id = c.ticket_id"
+    statement = (
+        "SELECT o.id, k.number, k.type, t.metric, p.name, tm.name, cat.name, o.priority, o.met,"
+        " o.business_seconds_used, o.target_seconds, extract(epoch FROM o.finished_at - c.started_at)::bigint,"
+        " to_char(c.started_at AT TIME ZONE %s, 'YYYY-MM-DD\"T\"HH24:MI:SS'),"
+        " to_char(o.finished_at AT TIME ZONE %s, 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+        f" FROM {_outcome_from(q)}{ticket_join}"
+        " JOIN sla_slapolicy p ON p.id = o.policy_id LEFT JOIN security_team tm ON tm.id = o.team_id"
+        f" WHERE {where.where} ORDER BY o.finished_at, o.id"
+    )
+    cursor = connection.chunked_cursor()
+    try:
+        cursor.execute(statement, [q.zone_name, q.zone_name, *where.params])
+        while True:
+            rows = cursor.fetchmany(chunk_rows)
+            if not rows:
+                return
+            yield from rows
+    finally:
+        cursor.close()

@@ -1,0 +1,194 @@
+"""The dashboard figures (sla/reports.py) over a known history (tests/sla/dashboard_data.py), asserted exactly."""
+
+from datetime import date
+
+import pytest
+
+from sla import reports
+from sla.forms import DashboardFilterForm
+from sla.reports import OutcomeFigures
+from tests.sla.dashboard_data import NOW, PERIOD, at, build_history
+
+pytestmark = pytest.mark.django_db
+
+
+def report_query(user, params=None):  # type: ignore[no-untyped-def]
+    from security import permissions
+
+    scope = permissions.sla_dashboard_team_scope(user)
+    options = reports.options(scope_team_ids=scope, include_confidential=permissions.can_see_confidential(user))
+    form = DashboardFilterForm({**PERIOD, **(params or {})}, user=user, options=options, now=NOW)
+    assert form.is_valid(), form.errors
+    return form.report_query()
+
+
+@pytest.fixture
+def history(desk):  # type: ignore[no-untyped-def]
+    return build_history(desk)
+
+
+def counts(row: OutcomeFigures) -> tuple[int, int, int, int, int]:
+    return (
+        row.first_response_met,
+        row.first_response_finished,
+        row.resolution_met,
+        row.resolution_finished,
+        row.breaches,
+    )
+
+
+def times(row: OutcomeFigures) -> tuple[float | None, ...]:
+    return (
+        row.first_response_business_p50,
+        row.first_response_business_p90,
+        row.first_response_wall_p50,
+        row.first_response_wall_p90,
+        row.resolution_business_p50,
+        row.resolution_business_p90,
+        row.resolution_wall_p50,
+        row.resolution_wall_p90,
+    )
+
+
+def test_totals_of_the_period_for_a_manager(desk, history) -> None:  # type: ignore[no-untyped-def]
+    q = report_query(desk.manager)
+    assert (q.start, q.end) == (at(0, 0), at(3, 0))
+    totals = reports.outcome_totals(q)
+    # first response: T1 met, T2 breached, T3 met, T5 met; resolution: T1 met, T2 breached, T3 met
+    assert counts(totals) == (3, 4, 2, 3, 2)
+    assert (totals.first_response_compliance, totals.resolution_compliance) == (75.0, 66.7)
+    # first response [600, 900, 1800, 7200] s: median (900 + 1800) / 2, p90 at rank 2.7 = 1800 + 0.7 × 5400;
+    # resolution business [7200, 7200, 18000], wall [7200, 14400, 18000] (T3 paused two hours): p90 at rank 1.8
+    assert times(totals) == (1350.0, 5580.0, 1350.0, 5580.0, 7200.0, 15840.0, 14400.0, 17280.0)
+
+
+def test_live_figures_and_lists(desk, history) -> None:  # type: ignore[no-untyped-def]
+    q = report_query(desk.manager)
+    live = reports.live_figures(q)
+    # T4 breached both targets (timers fired Tuesday); T5's resolution passed 75 % at 11:30; T6 is at 66 %
+    assert (live.at_risk_tickets, live.breached_tickets) == (1, 1)
+    rows = [(row.list, row.number, row.metric, row.breached_at, row.due_at) for row in reports.clock_lists(q)]
+    t4, t5 = history.tickets["T4"].number, history.tickets["T5"].number
+    assert rows == [
+        # a breached clock keeps running (it still finishes at resolution); its due instant is the breach instant
+        ("breached", t4, "first_response", at(1, 10), at(1, 10)),
+        ("breached", t4, "resolution", at(1, 13), at(1, 13)),
+        ("at_risk", t5, "resolution", None, at(2, 12.5)),
+    ]
+
+
+def test_a_running_clock_past_its_due_instant_is_breached_before_its_timer_fires(desk, history) -> None:  # type: ignore[no-untyped-def]
+    # T6's first response is due at 12:20; at 12:21 the timer has not run yet
+    from dataclasses import replace
+
+    q = replace(report_query(desk.manager), now=at(2, 12 + 21 / 60))
+    assert reports.live_figures(q).breached_tickets == 2
+
+
+def test_groups_by_team_category_priority_policy_day_and_week(desk, history) -> None:  # type: ignore[no-untyped-def]
+    q = report_query(desk.manager)
+    by_team = {row.label: counts(row) for row in reports.outcome_figures(q, "team")}
+    assert by_team == {"Desktop support": (1, 2, 1, 2, 2), "Network": (2, 2, 1, 1, 0)}
+    by_category = {row.label: (row.breaches, row.finished) for row in reports.outcome_figures(q, "category")}
+    assert by_category == {"Laptop": (2, 4), "VPN": (0, 3)}
+    by_priority = [(row.label, counts(row)) for row in reports.outcome_figures(q, "priority")]
+    assert by_priority == [("P3", (3, 4, 2, 3, 2))]
+    by_policy = [(row.label, counts(row)) for row in reports.outcome_figures(q, "policy")]
+    assert by_policy == [("Standard", (3, 4, 2, 3, 2))]
+    by_day = [(row.key, counts(row)) for row in reports.outcome_figures(q, "day")]
+    assert by_day == [(date(2026, 3, 2), (2, 3, 2, 3, 2)), (date(2026, 3, 4), (1, 1, 0, 0, 0))]
+    by_week = [(row.key, counts(row)) for row in reports.outcome_figures(q, "week")]
+    assert by_week == [(date(2026, 3, 2), (3, 4, 2, 3, 2))]
+
+
+def test_flow_arrivals_backlog_and_satisfaction(desk, history) -> None:  # type: ignore[no-untyped-def]
+    q = report_query(desk.manager)
+    flow = reports.flow(q)
+    assert flow.days == [date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4)]
+    assert (flow.created, flow.resolved) == ([3, 1, 2], [3, 0, 0])
+    # ISO weekday (1 = Monday), local hour
+    assert flow.arrivals == {(1, 10): 1, (1, 11): 1, (1, 12): 1, (2, 9): 1, (3, 8): 1, (3, 11): 1}
+    # open now: T4 new, 27 h old; T5 in progress 3.5 h; T6 new 40 min
+    assert reports.backlog(q) == {("new", 1): 1, ("new", 0): 1, ("in_progress", 0): 1}
+    csat = reports.satisfaction(q)
+    assert (csat.resolved, csat.rated, csat.average, csat.response_rate) == (3, 2, 3.5, 66.7)
+
+
+def test_filters_narrow_every_figure(desk, history) -> None:  # type: ignore[no-untyped-def]
+    q = report_query(desk.manager, {"team": str(desk.network.pk)})
+    assert counts(reports.outcome_totals(q)) == (2, 2, 1, 1, 0)
+    assert reports.live_figures(q) == reports.LiveFigures(at_risk_tickets=1, breached_tickets=0)
+    assert reports.satisfaction(q) == reports.Satisfaction(resolved=1, rated=1, average=2.0)
+    q = report_query(desk.manager, {"category": str(desk.laptop.pk), "type": "incident", "priority": "3"})
+    assert counts(reports.outcome_totals(q)) == (1, 2, 1, 2, 2)
+    assert reports.flow(q).created == [2, 1, 1]
+    q = report_query(desk.manager, {"type": "request"})
+    assert counts(reports.outcome_totals(q)) == (0, 0, 0, 0, 0)
+    assert reports.outcome_totals(q).first_response_compliance is None
+    assert reports.flow(q).created == [0, 0, 0]
+    q = report_query(desk.manager, {"policy": str(history.policy.pk)})
+    assert counts(reports.outcome_totals(q)) == (3, 4, 2, 3, 2)
+    assert reports.satisfaction(q).resolved == 3
+    q = report_query(desk.manager, {"range": "today"})
+    assert (q.first_day, q.last_day) == (date(2026, 3, 4), date(2026, 3, 4))
+    assert counts(reports.outcome_totals(q)) == (1, 1, 0, 0, 0)
+
+
+def test_a_lead_sees_only_their_teams(desk, history) -> None:  # type: ignore[no-untyped-def]
+    q = report_query(desk.lead)
+    assert q.scope_team_ids == frozenset({desk.desktop.pk})
+    assert counts(reports.outcome_totals(q)) == (1, 2, 1, 2, 2)
+    assert [row.label for row in reports.outcome_figures(q, "team")] == ["Desktop support"]
+    assert reports.live_figures(q) == reports.LiveFigures(at_risk_tickets=0, breached_tickets=1)
+    assert {row.number for row in reports.clock_lists(q)} == {history.tickets["T4"].number}
+    assert reports.satisfaction(q) == reports.Satisfaction(resolved=2, rated=1, average=5.0)
+    assert reports.flow(q).created == [2, 1, 1]
+    assert len(list(reports.outcome_rows(q))) == 4
+
+
+def test_days_are_cut_in_the_viewers_zone(desk, history) -> None:  # type: ignore[no-untyped-def]
+    # Tokyo is UTC+9: the period runs from Sunday 15:00 UTC to Wednesday 15:00 UTC; T2 and T3 were resolved Monday
+    # 16:00 UTC, which is Tuesday 01:00 there
+    desk.manager.time_zone = "Asia/Tokyo"
+    desk.manager.save(update_fields=["time_zone"])
+    q = report_query(desk.manager)
+    assert (q.start, q.end) == (at(-1, 15), at(2, 15))
+    flow = reports.flow(q)
+    assert (flow.created, flow.resolved) == ([3, 1, 2], [1, 2, 0])
+    assert flow.arrivals == {(1, 19): 1, (1, 20): 1, (1, 21): 1, (2, 18): 1, (3, 17): 1, (3, 20): 1}
+    # T1's resolution (Monday 21:00 there) and every Monday-UTC outcome stay on Monday, T5's reply is Wednesday
+    by_day = [(row.key, row.finished) for row in reports.outcome_figures(q, "day")]
+    assert by_day == [(date(2026, 3, 2), 4), (date(2026, 3, 3), 2), (date(2026, 3, 4), 1)]
+
+
+def test_csv_rows_are_every_outcome_of_the_view(desk, history) -> None:  # type: ignore[no-untyped-def]
+    q = report_query(desk.manager)
+    rows = list(reports.outcome_rows(q, chunk_rows=2))
+    assert len(rows) == 7
+    t1 = history.tickets["T1"].number
+    assert rows[0] == (
+        rows[0][0],
+        t1,
+        "incident",
+        "first_response",
+        "Standard",
+        "Desktop support",
+        "Laptop",
+        3,
+        True,
+        1800,
+        3600,
+        1800,
+        "2026-03-02T10:00:00",
+        "2026-03-02T10:30:00",
+    )
+
+
+def test_one_statement_for_several_groupings_gives_the_same_figures_as_one_each(desk, history) -> None:  # type: ignore[no-untyped-def]
+    q = report_query(desk.manager)
+    together = reports.outcome_figure_sets(q, ["day", "team", "category", "priority", "policy"])
+    assert together[None] == reports.outcome_figures(q)
+    for group_by in ("day", "team", "category", "priority", "policy"):
+        alone = reports.outcome_figures(q, group_by)
+        assert alone == together[group_by]
+        assert sum(row.finished for row in alone) == together[None][0].finished == 7
