@@ -293,7 +293,12 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "tickets.api.schema.add_error_responses",
     ],
-    "ENUM_NAME_OVERRIDES": {"LevelEnum": "tickets.state.Level", "TicketTypeEnum": "tickets.state.TicketType"},
+    "ENUM_NAME_OVERRIDES": {
+        "LevelEnum": "tickets.state.Level",
+        "TicketTypeEnum": "tickets.state.TicketType",
+        "TicketStateEnum": "tickets.state.TicketState",
+        "WebhookDeliveryStateEnum": "security.models.WebhookDelivery.State",
+    },
 }
 # JSON bodies above this are refused with 413 before they are parsed; uploads have TICKETS_ATTACHMENT_MAX_BYTES.
 API_MAX_JSON_BYTES = env_int("API_MAX_JSON_BYTES", 256 * 1024)

@@ -90,7 +90,8 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
                 continue
             responses = operation.setdefault("responses", {})
             for status, description in COMMON_ERRORS.items():
-                responses.setdefault(status, {"description": description, "content": error})
+                # A view may have declared the status with a description only; the body is always the Error one.
+                responses.setdefault(status, {"description": description})["content"] = error
             for status, description in DETAIL_ERRORS.items():
                 if status in responses:
                     responses[status] = {"description": description, "content": error}
