@@ -10,6 +10,13 @@ agent, signed in with a session, with `settings.DEBUG = False`. Each size runs i
 Measured: list (plain, filtered, searched), detail and create; the median, p95 and fastest server time and the SQL
 queries per request; then the 1M/10k ratios. The database guard, the server helpers and the agent choice are the
 page benchmark's (`bench/pages.py`).
+
+Then, in the same run:
+- **throughput** (unless `--no-throughput`): per size, gunicorn (`--gunicorn-workers`, production settings) serves the
+  API on a free loopback port and `wrk` (Debian's `wrk`; `apt-get install wrk`) loads the list and detail endpoints
+  with a real API token for `--duration` seconds each; printed are requests per second and the p50/p99 latency.
+- **django-helpdesk** (unless `--no-helpdesk`): its API at the smallest size, installed into its own virtualenv
+  (`bench/helpdesk_api.py`), side by side with ours, and the ratio.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +76,24 @@ class Measure:
 
 
 @dataclass
+class Throughput:
+    label: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+@dataclass
 class SizeResult:
     size: int
     tickets: int
     notes: list[str]
     measures: list[Measure]
+    # A bench-only API token (tickets:read, one day) and the URLs the throughput run loads.
+    token: str = ""
+    load_urls: dict[str, str] = field(default_factory=dict)
+    throughput: list[Throughput] = field(default_factory=list)
 
 
 # --- parent ----------------------------------------------------------------------------------------------------------
@@ -131,7 +151,11 @@ def run_size(server: Server, size: int, args: argparse.Namespace) -> SizeResult:
         tickets=raw["tickets"],
         notes=[f"database {action}", *raw["notes"]],
         measures=[Measure(**item) for item in raw["measures"]],
+        token=raw["token"],
+        load_urls=raw["load_urls"],
     )
+    if args.throughput:
+        result.throughput = measure_throughput(url, result, args)
     return result
 
 
@@ -161,16 +185,142 @@ def print_ratios(results: list[SizeResult]) -> None:
         )
 
 
+def print_throughput(results: list[SizeResult]) -> None:
+    rows = [(result, item) for result in results for item in result.throughput]
+    if not rows:
+        return
+    say("\nThroughput over HTTP (gunicorn + wrk, API token)")
+    say(f"{'size':<6} {'endpoint':<22} {'req/s':>9} {'p50':>9} {'p99':>9} {'errors':>7}")
+    for result, item in rows:
+        say(
+            f"{size_label(result.size):<6} {item.label:<22} {item.requests_per_second:>9.1f} {item.p50_ms:>7.1f}ms "
+            f"{item.p99_ms:>7.1f}ms {item.errors:>7}"
+        )
+
+
+def print_helpdesk(ours: SizeResult, theirs: dict[str, Any]) -> None:
+    """Side by side at the same size: django-helpdesk's median over ours, per endpoint both have."""
+    say(f"\ndjango-helpdesk {theirs['version']} at {theirs['tickets']:,} tickets against ours at {ours.size:,}")
+    say(f"{'endpoint':<10} {'helpdesk':>10} {'queries':>8} {'ours':>9} {'queries':>8} {'ratio':>9}")
+    by_key = {m.key: m for m in ours.measures}
+    for key, endpoint in theirs["endpoints"].items():
+        mine = by_key.get(key)  # both measure list, filtered, detail and create
+        if mine is None:
+            continue
+        median = statistics.median(endpoint["ms"])
+        say(
+            f"{key:<10} {median:>8.1f}ms {endpoint['queries']:>8} {mine.median_ms:>7.1f}ms {mine.queries:>8} "
+            f"{median / mine.median_ms:>8.0f}x"
+        )
+
+
 def run_parent(args: argparse.Namespace) -> int:
     server = Server.from_url(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
     say(f"API benchmark on {server.label}; load average {load_average()}")
     results = [run_size(server, size, args) for size in args.sizes]
+    helpdesk = None
+    if args.helpdesk:
+        from bench.helpdesk_api import measure_helpdesk
+
+        say(f"\n=== django-helpdesk at {args.sizes[0]:,} tickets ===")
+        helpdesk = measure_helpdesk(tickets=args.sizes[0], repeat=args.helpdesk_requests, base_url=server.url)
     for result in results:
         print_size(result)
     print_ratios(results)
+    print_throughput(results)
+    if helpdesk is not None:
+        print_helpdesk(results[0], helpdesk)
+    say(f"\nload average at the end {load_average()}")
     if args.json:
-        Path(args.json).write_text(json.dumps([asdict(r) for r in results], indent=2), encoding="utf-8")
+        raw = {"sizes": [asdict(r) | {"token": ""} for r in results], "helpdesk": helpdesk}
+        Path(args.json).write_text(json.dumps(raw, indent=2), encoding="utf-8")
     return 0
+
+
+# --- throughput (gunicorn + wrk) -------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def parse_wrk(label: str, output: str) -> Throughput:
+    """Requests per second, the 50 % and 99 % latencies (`--latency`) and non-2xx answers from wrk's report."""
+    units = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+    def latency(percent: str) -> float:
+        match = re.search(rf"^\s*{percent}%\s+([0-9.]+)(us|ms|s)\s*$", output, re.M)
+        return float(match.group(1)) * units[match.group(2)] if match else float("nan")
+
+    rate = re.search(r"^Requests/sec:\s+([0-9.]+)", output, re.M)
+    errors = re.search(r"Non-2xx or 3xx responses:\s+([0-9]+)", output)
+    return Throughput(
+        label=label,
+        requests_per_second=float(rate.group(1)) if rate else 0.0,
+        p50_ms=latency("50"),
+        p99_ms=latency("99"),
+        errors=int(errors.group(1)) if errors else 0,
+    )
+
+
+def measure_throughput(database_url: str, result: SizeResult, args: argparse.Namespace) -> list[Throughput]:
+    """Serve this size's database with gunicorn (production settings) and load two endpoints with wrk."""
+    import secrets
+    import shutil
+    import signal
+    import socket
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        say("wrk is not installed (apt-get install wrk): skipping the throughput run")
+        return []
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        # The rate limits would measure themselves, not the API.
+        "API_RATE_LIMIT_PER_TOKEN": "100000000/minute",
+        "API_RATE_LIMIT_PER_USER": "100000000/minute",
+        "DJANGO_LOG_LEVEL": "WARNING",
+    }
+    command = [
+        sys.executable, "-m", "gunicorn", "itsm.wsgi", "--bind", f"127.0.0.1:{port}",
+        "--workers", str(args.gunicorn_workers), "--log-level", "warning",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, cwd=ROOT, env=environment, start_new_session=True)  # noqa: S603
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise BenchError("gunicorn did not start; see above") from None
+                time.sleep(0.2)
+        measured = []
+        for label, path in result.load_urls.items():
+            say(f"wrk {label} for {args.duration}s …")
+            completed = subprocess.run(  # noqa: S603 - fixed argv
+                [
+                    wrk, "-t", "2", "-c", str(args.connections), "-d", f"{args.duration}s", "--latency",
+                    "-H", f"Authorization: Bearer {result.token}", f"http://127.0.0.1:{port}{path}",
+                ],
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            measured.append(parse_wrk(label, completed.stdout))
+        return measured
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
 
 
 # --- worker (one size, in its own process) ---------------------------------------------------------------------------
@@ -288,7 +438,27 @@ def run_worker(args: argparse.Namespace) -> int:
     for key, label, method, url, body in specs:
         say(f"measuring {label} …")
         measures.append(measure(client, key, label, method, url, body, args))
-    result = SizeResult(size=args.worker_size, tickets=Ticket.objects.count(), notes=notes, measures=measures)
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from security.token_services import token_create
+
+    token = token_create(
+        actor=agent,
+        owner=agent,
+        name="bench/api.py",
+        scopes=["tickets:read"],
+        expires_at=timezone.now() + timedelta(days=1),
+    )
+    result = SizeResult(
+        size=args.worker_size,
+        tickets=Ticket.objects.count(),
+        notes=notes,
+        measures=measures,
+        token=token.secret,
+        load_urls={"list: plain": "/api/v1/tickets/", "detail": f"/api/v1/tickets/{sample.number}/"},
+    )
     Path(args.worker_output).write_text(json.dumps(asdict(result)), encoding="utf-8")
     return 0
 
@@ -302,6 +472,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--json", metavar="PATH", help="also write the raw results as JSON to PATH")
+    parser.add_argument("--no-throughput", dest="throughput", action="store_false", help="skip gunicorn + wrk")
+    parser.add_argument("--gunicorn-workers", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=8, help="wrk connections (default 8)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds of wrk load per endpoint (default 10)")
+    parser.add_argument("--no-helpdesk", dest="helpdesk", action="store_false", help="skip django-helpdesk")
+    parser.add_argument("--helpdesk-requests", type=int, default=5, help="timed requests per helpdesk endpoint")
     parser.add_argument("--worker-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--worker-output", help=argparse.SUPPRESS)
     return parser
