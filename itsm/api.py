@@ -29,7 +29,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        fields = {str(name): _messages(errors) for name, errors in detail.items()}
         response.data = {"detail": "Invalid input.", "code": "validation_failed", "fields": fields}
         response.status_code = status.HTTP_400_BAD_REQUEST
         return response
@@ -41,6 +42,17 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             "fields": {},
         }
     return response
+
+
+def _messages(errors: Any, path: str = "") -> list[str]:
+    """A field's errors as a flat list of sentences. Nested fields (a list item, a nested object) keep where the
+    error is as a prefix: `{"3": ["Null characters are not allowed."]}` becomes `["[3] Null characters are not
+    allowed."]`, so `fields` is always `{name: [str]}` as the schema says."""
+    if isinstance(errors, dict):
+        return [message for key, value in errors.items() for message in _messages(value, f"{path}[{key}]")]
+    if isinstance(errors, list | tuple):
+        return [message for value in errors for message in _messages(value, path)]
+    return [f"{path} {errors}" if path else str(errors)]
 
 
 def _api_error(request: HttpRequest, status_code: int, detail: str, code: str) -> HttpResponse | None:

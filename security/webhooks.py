@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
@@ -143,11 +144,53 @@ def retry_deadline(now: datetime) -> datetime:
     return now + timedelta(hours=settings.WEBHOOK_RETRY_HOURS)
 
 
+SUBSCRIBED_TYPES_CACHE_KEY = "webhooks:subscribed-event-types"
+SUBSCRIBED_TYPES_CACHE_SECONDS = 60
+
+
+def subscribed_event_types() -> frozenset[str]:
+    """The event names at least one active subscription wants, from the cache (refilled from Postgres on a miss).
+
+    Most published events (a wave of SLA breaches, a bulk reassignment) have no subscriber at all; this lets the
+    outbox skip them without a query. The services that create, change, enable, disable or delete a subscription
+    drop the entry at once and again after commit. A stale entry can only be wider than the truth for a moment (a
+    disabled or rolled-back subscription: the outbox query then finds nothing) or, in a race of under a second
+    around a commit, narrower until the entry expires (`SUBSCRIBED_TYPES_CACHE_SECONDS`)."""
+    try:
+        cached = cache.get(SUBSCRIBED_TYPES_CACHE_KEY)
+    except Exception:  # the cache is an optimisation: without Redis, ask Postgres
+        logger.warning("webhooks.subscribed_types_cache_unavailable", exc_info=True)
+        cached = None
+    if cached is not None:
+        return frozenset(cached)
+    names: set[str] = set()
+    for event_types in WebhookSubscription.objects.filter(is_active=True).values_list("event_types", flat=True):
+        names.update(event_types)
+    try:
+        cache.set(SUBSCRIBED_TYPES_CACHE_KEY, sorted(names), timeout=SUBSCRIBED_TYPES_CACHE_SECONDS)
+    except Exception:
+        logger.warning("webhooks.subscribed_types_cache_unavailable", exc_info=True)
+    return frozenset(names)
+
+
+def _forget_subscribed_event_types() -> None:
+    def forget() -> None:
+        try:
+            cache.delete(SUBSCRIBED_TYPES_CACHE_KEY)
+        except Exception:
+            logger.warning("webhooks.subscribed_types_cache_unavailable", exc_info=True)
+
+    forget()
+    transaction.on_commit(forget)
+
+
 def outbox_write(event: DomainEvent) -> None:
     """`subscribe_all` subscriber: one delivery row per active subscription that wants `event` and whose owner may
     see it, in the publishing transaction (a rolled-back change leaves no row and sends nothing). The payload is
     frozen now, filtered by the owner's access now. The worker is woken after commit; if that message is lost, the
     sweeper finds the row in Postgres."""
+    if event.name not in subscribed_event_types():
+        return
     subscriptions = list(
         WebhookSubscription.objects.filter(is_active=True, event_types__contains=[event.name]).select_related("owner")
     )
@@ -295,6 +338,7 @@ def webhook_create(
             subscription.save(force_insert=True)
     except IntegrityError as exc:
         raise _name_taken() from exc
+    _forget_subscribed_event_types()
     audit_record(actor=actor, action="webhook.create", obj=subscription, after=snapshot(subscription, AUDIT_FIELDS))
     return SubscriptionWithSecret(subscription, signing_secret(subscription))
 
@@ -340,6 +384,7 @@ def webhook_update(
             subscription.save(update_fields=[*changed, "updated_at"])
     except IntegrityError as exc:
         raise _name_taken() from exc
+    _forget_subscribed_event_types()
     audit_record(
         actor=actor,
         action="webhook.update",
@@ -375,6 +420,7 @@ def webhook_set_active(
     subscription.save(
         update_fields=["is_active", "consecutive_failures", "disabled_at", "disabled_reason", "updated_at"]
     )
+    _forget_subscribed_event_types()
     audit_record(
         actor=actor,
         action="webhook.enable" if is_active else "webhook.disable",
@@ -405,6 +451,7 @@ def webhook_delete(*, actor: User, subscription: WebhookSubscription | int) -> N
     _require_manages(actor, subscription)
     audit_record(actor=actor, action="webhook.delete", obj=subscription, before=snapshot(subscription, AUDIT_FIELDS))
     subscription.delete()
+    _forget_subscribed_event_types()
 
 
 @transaction.atomic

@@ -19,6 +19,7 @@ from sla import reports
 from sla.forms import PRESETS
 from sla.reports import GROUP_BYS, OutcomeFigures
 from sla.views import dashboard_form
+from tickets.api.schema import ErrorSerializer
 from tickets.state import TicketType
 
 _FIGURE_FIELDS = (
@@ -112,7 +113,8 @@ class SlaReportView(APIView):
         operation_id="reports_sla",
         summary="SLA figures of a period (the dashboard's tiles), optionally grouped",
         parameters=_PARAMETERS,
-        responses=SlaReportSerializer,
+        # 404 for anyone who is neither a manager nor a team lead, like the dashboard page.
+        responses={200: SlaReportSerializer, 404: ErrorSerializer},
     )
     def get(self, request: Request) -> Response:
         user = request.user

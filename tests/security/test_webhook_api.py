@@ -1,14 +1,16 @@
 """`/api/v1/webhooks/`: CRUD, delivery log, redelivery; permissions, scopes, error bodies and query counts."""
 
-from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from security import webhooks
 from security.models import AuditLog, WebhookDelivery, WebhookSubscription
+from security.token_services import token_create
 from security.webhook_delivery import delivery_attempt, due_delivery_ids
 from tests.webhook_receiver import running_receiver
 
@@ -20,19 +22,16 @@ def _loopback(settings) -> None:  # type: ignore[no-untyped-def]
     settings.WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.1/32"]
 
 
-@dataclass(frozen=True)
-class Token:
-    """A scoped credential as `request.auth` (what security.scopes.ScopedCredential describes)."""
-
-    scopes: frozenset[str]
-
-    def has_scope(self, scope: str) -> bool:
-        return scope in self.scopes
-
-
 def client_for(user, scopes=None) -> APIClient:  # type: ignore[no-untyped-def]
+    """A session-like client for `user`, or with `scopes` a real API token of theirs sent as a Bearer header."""
     client = APIClient()
-    client.force_authenticate(user=user, token=Token(frozenset(scopes)) if scopes is not None else None)
+    if scopes is None:
+        client.force_authenticate(user=user)
+        return client
+    created = token_create(
+        actor=user, owner=user, name="webhook tests", scopes=scopes, expires_at=timezone.now() + timedelta(days=1)
+    )
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {created.secret}")
     return client
 
 
@@ -99,7 +98,8 @@ def test_requesters_get_403_and_nothing_is_created(desk):
 
 
 def test_anonymous_is_refused():
-    assert APIClient().get("/api/v1/webhooks/").status_code == 403
+    response = APIClient().get("/api/v1/webhooks/")
+    assert (response.status_code, response["WWW-Authenticate"][:6]) == (401, "Bearer")
 
 
 @pytest.mark.parametrize("method", ["get", "patch", "put", "delete"])
@@ -145,7 +145,9 @@ def test_patch_update_rotate_and_delete(desk):
     assert actions[-3:] == ["webhook.update", "webhook.rotate_secret", "webhook.delete"]
 
 
-@pytest.mark.parametrize(("scopes", "expected"), [(["webhooks:manage"], 200), (["tickets:read"], 403), ([], 403)])
+@pytest.mark.parametrize(
+    ("scopes", "expected"), [(["webhooks:manage"], 200), (["tickets:read"], 403), (["sla:read", "tickets:write"], 403)]
+)
 def test_tokens_need_the_webhooks_manage_scope(desk, scopes, expected):
     response = client_for(desk.agent, scopes=scopes).get("/api/v1/webhooks/")
     assert response.status_code == expected
@@ -239,3 +241,14 @@ def test_admins_cannot_redirect_rekey_or_read_someone_elses_webhook(desk):
     assert body["payload"] is None
     owner = client_for(desk.security_agent).get(f"/api/v1/webhooks/{created.pk}/deliveries/{delivery.pk}/").json()
     assert owner["payload"]["data"]["ticket"]["title"] == "Phish"
+
+
+def test_errors_inside_a_list_field_are_flat_messages_naming_the_item(desk):
+    # DRF reports a list item's error as {"1": [...]}; the error body keeps `fields` as {name: [str]}
+    response = client_for(desk.agent).post(
+        "/api/v1/webhooks/", {"name": "x", "url": URL, "event_types": ["ticket.created", "bad\u0000"]}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"event_types": ["[1] Null characters are not allowed."]}
+    assert WebhookSubscription.objects.count() == 0
