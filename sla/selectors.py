@@ -395,7 +395,7 @@ def breaching_page(*, user: User, query: queues.QueueQuery, zone: tzinfo, now: d
         earlier = earlier.filter(due_at__gt=now)
     tickets = ticket_selectors.queue_tickets(user=user, query=query, zone=zone)
     queryset: QuerySet[Any] = (
-        _with_warned(Clock.objects.filter(in_range, state=Clock.State.RUNNING, due_at__isnull=False))
+        _with_warned(Clock.objects.filter(in_range, state=Clock.State.RUNNING))
         .filter(ticket__in=tickets.values("pk"))
         .filter(~Exists(earlier))
         .select_related("target__policy", "ticket__requester", "ticket__category", "ticket__team", "ticket__assignee")
@@ -423,7 +423,7 @@ def breaching_page(*, user: User, query: queues.QueueQuery, zone: tzinfo, now: d
     rows = [BreachingRow(ticket=clock.ticket, due=_due_view(clock, now)) for clock in clocks]
 
     def at(clock: Clock) -> queues.DueCursor:
-        return queues.DueCursor(clock.due_at, clock.pk)  # type: ignore[arg-type]  # due_at__isnull=False
+        return queues.DueCursor(clock.due_at, clock.pk)  # type: ignore[arg-type]  # the range excludes NULL
 
     if not clocks:
         return BreachingPage(rows=[], next_cursor=None, previous_cursor=None, has_more=False)

@@ -11,7 +11,9 @@ HOUR = 3600
 
 def test_agent_opens_breaching_soon_sees_the_due_column_and_expands_explain(live_desk, signed_in):
     # given: a 24×7 policy (first response 1 h, resolution 2 h); a desktop ticket, and a network one Ada cannot see
-    policy = SlaPolicy.objects.create(name="Standard", calendar=Calendar.objects.get(is_24x7=True))
+    # (A transactional test that ran before may have emptied the tables, the built-in 24×7 calendar with them.)
+    always, _ = Calendar.objects.get_or_create(is_24x7=True, defaults={"name": "24×7", "time_zone": "UTC"})
+    policy = SlaPolicy.objects.create(name="Standard", calendar=always)
     for metric, seconds in (("first_response", HOUR), ("resolution", 2 * HOUR)):
         SlaTarget.objects.create(
             policy=policy, metric=metric, p1_seconds=seconds, p2_seconds=seconds, p3_seconds=seconds, p4_seconds=seconds
