@@ -326,3 +326,86 @@ def format_duration(seconds: int) -> str:
         if amount:
             parts.append(f"{amount}{unit}")
     return " ".join(parts) or "0s"
+
+
+# --- Explain: the working windows and holidays a stretch of time used --------------------------------------------
+
+EXPLAIN_MAX_DAYS = 400
+
+
+@dataclass(frozen=True)
+class WindowRun:
+    """Consecutive local dates (`first_day`..`last_day`, every one of them working) whose working windows read the
+    same on the local clock: `windows` as `(start, end)` wall times, `end` on the next day when it is not after
+    `start`. `seconds` is their business time in total (DST days included as they really are)."""
+
+    first_day: date
+    last_day: date
+    days: int
+    windows: tuple[tuple[time, time], ...]
+    seconds: int
+
+
+@dataclass(frozen=True)
+class CalendarUsage:
+    """What a calendar contributed between two instants: runs of identical working days (the first `max_runs`;
+    `more_runs`/`more_seconds` for the rest), and the holidays that removed working hours (the first `max_holidays`).
+    `is_truncated`: the stretch was longer than `EXPLAIN_MAX_DAYS` and only its start was read."""
+
+    is_24x7: bool
+    runs: tuple[WindowRun, ...]
+    more_runs: int
+    more_seconds: int
+    holidays: tuple[date, ...]
+    more_holidays: int
+    is_truncated: bool
+
+
+def calendar_usage(
+    calendar: BusinessCalendar, start: datetime, end: datetime, *, max_runs: int = 10, max_holidays: int = 10
+) -> CalendarUsage:
+    """The working windows inside `[start, end)` grouped by local date (the date each range starts on, as the
+    calendar counts them), collapsed into runs, and the holidays in between that fell on a day with working hours."""
+    start, end = require_aware(start, "start"), require_aware(end, "end")
+    if calendar.is_24x7 or end <= start:
+        return CalendarUsage(calendar.is_24x7, (), 0, 0, (), 0, False)
+    first_day = calendar._local_date(start) - timedelta(days=1)
+    last_day = calendar._local_date(end)
+    is_truncated = (last_day - first_day).days > EXPLAIN_MAX_DAYS
+    if is_truncated:
+        last_day = first_day + timedelta(days=EXPLAIN_MAX_DAYS)
+    weekdays_with_hours = {working_range.weekday for working_range in calendar.ranges}
+    runs: list[WindowRun] = []
+    holidays: list[date] = []
+    day = first_day
+    while day <= last_day:
+        if calendar.is_holiday(day) and day.weekday() in weekdays_with_hours and day > first_day:
+            holidays.append(day)
+        clipped = [
+            (max(window_start, start), min(window_end, end))
+            for window_start, window_end in calendar.day_intervals(day)
+            if window_end > start and window_start < end
+        ]
+        if clipped:
+            walls = tuple(
+                (window_start.astimezone(calendar.zone).time(), window_end.astimezone(calendar.zone).time())
+                for window_start, window_end in clipped
+            )
+            seconds = int(sum((window_end - window_start).total_seconds() for window_start, window_end in clipped))
+            previous = runs[-1] if runs else None
+            if previous is not None and previous.windows == walls and previous.last_day == day - timedelta(days=1):
+                runs[-1] = WindowRun(previous.first_day, day, previous.days + 1, walls, previous.seconds + seconds)
+            else:
+                runs.append(WindowRun(day, day, 1, walls, seconds))
+        day += timedelta(days=1)
+    shown = runs[:max_runs]
+    rest = runs[max_runs:]
+    return CalendarUsage(
+        is_24x7=False,
+        runs=tuple(shown),
+        more_runs=len(rest),
+        more_seconds=sum(run.seconds for run in rest),
+        holidays=tuple(holidays[:max_holidays]),
+        more_holidays=max(len(holidays) - max_holidays, 0),
+        is_truncated=is_truncated,
+    )

@@ -2,18 +2,23 @@
 officers) and administrators; anyone else gets the same 404 as for a missing calendar."""
 
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import QuerySet, prefetch_related_objects
+import holidays as holidays_package
+from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When, prefetch_related_objects
 
 from itsm.errors import NotFound
 from security import permissions
 from security.models import User
-from sla.calendar import BusinessCalendar, CountryHolidays, WeeklyRange
-from sla.models import Calendar, Clock, ClockSegment, SlaPolicy
-from sla.state import Segment, figures
+from sla.calendar import BusinessCalendar, CalendarUsage, CountryHolidays, WeeklyRange, calendar_usage
+from sla.models import Calendar, Clock, ClockEvent, ClockSegment, SlaPolicy
+from sla.state import DueDerivation, Segment, derive_due, due_state, figures
+from tickets import queues
+from tickets import selectors as ticket_selectors
 from tickets.models import Ticket
 
 
@@ -96,6 +101,7 @@ class ClockView:
     is_24x7: bool
     is_working_now: bool
     segments: tuple[SegmentView, ...]
+    explain: "ClockExplain | None" = None
 
     @property
     def ticks(self) -> bool:
@@ -142,6 +148,44 @@ def _panel_state(clock: Clock, elapsed: int, warning_percents: list[int]) -> str
     if warning_percents and elapsed * 100 >= min(warning_percents) * clock.target_seconds:
         return "warning"
     return "ok"
+
+
+@dataclass(frozen=True)
+class ClockExplain:
+    """The Explain view of one clock: how its due instant was derived, and the calendar's windows and holidays
+    between its start and its due instant (or `now`, or its finish, when there is none)."""
+
+    derivation: DueDerivation
+    usage: CalendarUsage
+    usage_until: datetime
+    holiday_names: tuple[tuple[date, str], ...]
+    calendar_name: str
+
+
+def _holiday_name(calendar: Calendar, day: date, explicit: dict[date, str]) -> str:
+    if day in explicit:
+        return explicit[day] or "Holiday"
+    if calendar.holiday_country:
+        found = holidays_package.country_holidays(
+            calendar.holiday_country, subdiv=calendar.holiday_subdivision or None, years=day.year
+        )
+        return str(found.get(day) or "Public holiday")
+    return "Holiday"
+
+
+def clock_explain(
+    *, calendar_row: Calendar, calendar: BusinessCalendar, ledger: list[Segment], target_seconds: int, at: datetime
+) -> ClockExplain:
+    """Pure apart from the calendar row's prefetched holidays: no query."""
+    derivation = derive_due(ledger, calendar, target_seconds=target_seconds, now=at)
+    started = ledger[0].start if ledger else at
+    until = max(derivation.due_at or at, started)
+    usage = calendar_usage(calendar, started, until)
+    explicit = {holiday.date: holiday.name for holiday in calendar_row.holidays.all()} if not calendar.is_24x7 else {}
+    names = tuple((day, _holiday_name(calendar_row, day, explicit)) for day in usage.holidays)
+    return ClockExplain(
+        derivation=derivation, usage=usage, usage_until=until, holiday_names=names, calendar_name=calendar_row.name
+    )
 
 
 def clocks_for_ticket(*, user: User, ticket: Ticket, now: datetime) -> list[ClockView]:
@@ -211,6 +255,185 @@ def clocks_for_ticket(*, user: User, ticket: Ticket, now: datetime) -> list[Cloc
                 is_24x7=calendars[policy.calendar_id].is_24x7,
                 is_working_now=working_now[policy.calendar_id],
                 segments=segment_views,
+                explain=clock_explain(
+                    calendar_row=calendars[policy.calendar_id],
+                    calendar=calendar,
+                    ledger=ledger,
+                    target_seconds=clock.target_seconds,
+                    at=at,
+                ),
             )
         )
     return views
+
+
+# --- the queue "Due" column and the "Breaching soon" queue -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DueView:
+    """A ticket's most urgent open clock, as a queue cell: read from the clock's stored columns (no ledger, no
+    calendar), so a whole page costs one query."""
+
+    clock_id: int
+    ticket_id: int
+    state: str  # ok | warning | breached | paused
+    due_at: datetime | None
+    metric_label: str
+    policy: str
+    breached_at: datetime | None
+    now: datetime = field(repr=False, compare=False)
+
+    @property
+    def relative_text(self) -> str:
+        """Wall time to the due instant: "in 2 h 14 m", "overdue by 35 m"; "paused" without a due instant."""
+        if self.due_at is None:
+            return "paused"
+        seconds = int((self.due_at - self.now).total_seconds())
+        if seconds <= 0:
+            return f"overdue by {format_short_duration(seconds)}"
+        return f"in {format_short_duration(seconds)}"
+
+    @property
+    def label(self) -> str:
+        return {"ok": "On time", "warning": "Warning", "breached": "Breached", "paused": "Paused"}[self.state]
+
+
+def _with_warned(queryset: QuerySet[Clock]) -> QuerySet[Clock]:
+    # A correlated EXISTS on the unique (clock, kind, threshold) index: part of the same query.
+    return queryset.annotate(
+        has_warned=Exists(ClockEvent.objects.filter(clock_id=OuterRef("pk"), kind=ClockEvent.Kind.WARNED))
+    )
+
+
+def _due_view(clock: Clock, now: datetime) -> DueView:
+    return DueView(
+        clock_id=clock.pk,
+        ticket_id=clock.ticket_id,
+        state=due_state(
+            clock_state=clock.state,
+            due_at=clock.due_at,
+            next_deadline_at=clock.next_deadline_at,
+            has_warned=bool(getattr(clock, "has_warned", False)),
+            now=now,
+        ),
+        due_at=clock.due_at,
+        metric_label=clock.target.get_metric_display(),
+        policy=clock.target.policy.name,
+        breached_at=clock.breached_at,
+        now=now,
+    )
+
+
+def due_for_tickets(*, user: User, tickets: Iterable[Ticket], now: datetime) -> dict[int, DueView]:
+    """Ticket id → its most urgent open clock: the running one with the earliest due instant, else a paused one.
+    Tickets whose internals `user` may not see (`can_view_internal`, checked on the loaded rows) are left out, and
+    so are tickets without an open clock. Exactly one query (DISTINCT ON the ticket, over `sla_clock_ticket_state`),
+    even for an empty page, so a page's cost never depends on its rows."""
+    ids = sorted({ticket.pk for ticket in tickets if permissions.can_view_internal(user, ticket)})
+    rows = (
+        _with_warned(Clock.objects.filter(ticket_id__in=ids or [0], state__in=Clock.OPEN_STATES))
+        .select_related("target__policy")
+        .only(
+            "ticket",
+            "state",
+            "due_at",
+            "next_deadline_at",
+            "breached_at",
+            "target__metric",
+            "target__policy__name",
+        )  # fmt: skip
+        .annotate(
+            running_first=Case(
+                When(state=Clock.State.RUNNING, then=Value(0)), default=Value(1), output_field=IntegerField()
+            )
+        )
+        .order_by("ticket_id", "running_first", F("due_at").asc(nulls_last=True), "id")
+        .distinct("ticket_id")
+    )
+    return {clock.ticket_id: _due_view(clock, now) for clock in rows}
+
+
+@dataclass(frozen=True)
+class BreachingRow:
+    ticket: Ticket
+    due: DueView
+
+
+@dataclass(frozen=True)
+class BreachingPage:
+    rows: list[BreachingRow]
+    next_cursor: queues.DueCursor | None
+    previous_cursor: queues.DueCursor | None
+    has_more: bool
+
+    @property
+    def items(self) -> list[Ticket]:
+        return [row.ticket for row in self.rows]
+
+
+def _due_range(query: queues.QueueQuery, now: datetime) -> Q:
+    horizon = now + timedelta(seconds=query.within_seconds)
+    if query.show == queues.BREACHED:
+        return Q(due_at__lte=now)
+    if query.show == queues.BOTH:
+        return Q(due_at__lte=horizon)
+    return Q(due_at__gt=now, due_at__lte=horizon)
+
+
+def breaching_page(*, user: User, query: queues.QueueQuery, zone: tzinfo, now: datetime) -> BreachingPage:
+    """One keyset page of "Breaching soon": running clocks due in the chosen range (`_due_range`) of the tickets
+    whose internals `user` may see (with the page's filters), by (due_at, clock id) — the order of the partial index
+    `sla_clock_due_running`, so the scan reads the index in order and stops after `size + 1` rows: no OFFSET, no
+    COUNT. Each ticket is listed once, at its earliest clock in the range (a NOT EXISTS on `sla_clock_ticket_state`).
+    One query, tickets and names joined."""
+    in_range = _due_range(query, now)
+    earlier = Clock.objects.filter(ticket_id=OuterRef("ticket_id"), state=Clock.State.RUNNING).filter(
+        Q(due_at__lt=OuterRef("due_at")) | Q(due_at=OuterRef("due_at"), id__lt=OuterRef("id"))
+    )
+    if query.show == queues.SOON:
+        earlier = earlier.filter(due_at__gt=now)
+    tickets = ticket_selectors.queue_tickets(user=user, query=query, zone=zone)
+    queryset: QuerySet[Any] = (
+        _with_warned(Clock.objects.filter(in_range, state=Clock.State.RUNNING))
+        .filter(ticket__in=tickets.values("pk"))
+        .filter(~Exists(earlier))
+        .select_related("target__policy", "ticket__requester", "ticket__category", "ticket__team", "ticket__assignee")
+        .defer("ticket__description", "ticket__search_vector")
+    )
+    backwards = query.before is not None
+    position = query.before if backwards else query.after
+    cursor = position if isinstance(position, queues.DueCursor) else None
+    if cursor is not None:
+        if backwards:
+            queryset = queryset.filter(due_at__lte=cursor.value).filter(
+                Q(due_at__lt=cursor.value) | Q(due_at=cursor.value, id__lt=cursor.pk)
+            )
+        else:
+            queryset = queryset.filter(due_at__gte=cursor.value).filter(
+                Q(due_at__gt=cursor.value) | Q(due_at=cursor.value, id__gt=cursor.pk)
+            )
+    order = ("-due_at", "-id") if backwards else ("due_at", "id")
+    size = query.size
+    clocks = list(queryset.order_by(*order)[: size + 1])
+    has_more = len(clocks) > size
+    clocks = clocks[:size]
+    if backwards:
+        clocks.reverse()
+    rows = [BreachingRow(ticket=clock.ticket, due=_due_view(clock, now)) for clock in clocks]
+
+    def at(clock: Clock) -> queues.DueCursor:
+        return queues.DueCursor(clock.due_at, clock.pk)  # type: ignore[arg-type]  # the range excludes NULL
+
+    if not clocks:
+        return BreachingPage(rows=[], next_cursor=None, previous_cursor=None, has_more=False)
+    if backwards:
+        return BreachingPage(
+            rows=rows, next_cursor=at(clocks[-1]), previous_cursor=at(clocks[0]) if has_more else None, has_more=False
+        )
+    return BreachingPage(
+        rows=rows,
+        next_cursor=at(clocks[-1]) if has_more else None,
+        previous_cursor=at(clocks[0]) if cursor is not None else None,
+        has_more=has_more,
+    )

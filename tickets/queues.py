@@ -2,10 +2,11 @@
 
 The URL is the contract (browser tests, benchmarks and saved views are written against it):
 
-    /desk/?queue=mine|unassigned|team|all|recent&q=<text>&state=<s>&state=<s2>&priority=1&type=incident
+    /desk/?queue=mine|unassigned|team|all|recent|breaching&q=<text>&state=<s>&state=<s2>&priority=1&type=incident
           &category=<id>&team=<id>&assignee=<id|me|none>&requester=<id or email>
           &created_from=YYYY-MM-DD&created_to=…&updated_from=…&updated_to=…
           &sort=<col>|-<col>&after=<cursor>&before=<cursor>&size=<n>
+          &within=1h|4h|24h…&show=soon|breached|both   (the "Breaching soon" queue only)
 
 Nothing here raises on bad input: an invalid value is left out of the query and reported in `ParsedQueue.errors`
 under its parameter's name, so the page shows the error next to the field and still renders.
@@ -28,10 +29,14 @@ from tickets.state import OPEN_STATES, Priority, TicketState, TicketType, format
 # --- queues --------------------------------------------------------------------------------------------------------
 
 MINE, UNASSIGNED, TEAM, RECENT, ALL = "mine", "unassigned", "team", "recent", "all"
+# Tickets with a running SLA clock due soon, sorted by the due instant: the rows come from `sla.selectors`
+# (the view picks the selector; this module only parses its parameters).
+BREACHING = "breaching"
 QUEUES: Mapping[str, str] = {
     MINE: "My tickets",
     UNASSIGNED: "My teams' unassigned",
     TEAM: "My teams' open",
+    BREACHING: "Breaching soon",
     RECENT: "Recently updated",
     ALL: "All visible",
 }
@@ -213,6 +218,58 @@ def _cursor_value(kind: SortKind, value: Any) -> CursorValue | None:
     return value if isinstance(value, str) and len(value) <= MAX_CURSOR_CHARS and "\x00" not in value else None
 
 
+# --- "Breaching soon": the window and which clocks ----------------------------------------------------------------
+
+# `within=`: how far ahead "soon" reaches. An allow-list, so saved views and links stay readable.
+WITHIN_CHOICES: Mapping[str, int] = {
+    "30m": 1800,
+    "1h": 3600,
+    "2h": 2 * 3600,
+    "4h": 4 * 3600,
+    "8h": 8 * 3600,
+    "24h": 24 * 3600,
+    "3d": 3 * 86_400,
+    "7d": 7 * 86_400,
+}
+DEFAULT_WITHIN = "4h"
+# `show=`: `soon` (due within the window, not yet breached), `breached` (past due, clock still running: the ticket
+# is open and late) or `both` (one list by due instant: the breached ones first, then those due within the window).
+SOON, BREACHED, BOTH = "soon", "breached", "both"
+SHOW_CHOICES: Mapping[str, str] = {
+    SOON: "Due soon, not yet breached",
+    BREACHED: "Breached, still open",
+    BOTH: "Breached, then due soon",
+}
+DEFAULT_SHOW = SOON
+
+
+@dataclass(frozen=True)
+class DueCursor:
+    """A position in the "Breaching soon" list: the row's due instant and its clock id (the keyset)."""
+
+    value: datetime
+    pk: int
+
+    def encode(self) -> str:
+        payload = json.dumps(["due", self.value.isoformat(), self.pk], separators=(",", ":"))
+        return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def decode_due_cursor(raw: str) -> DueCursor | None:
+    if not raw or len(raw) > MAX_CURSOR_CHARS:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode())
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(payload, list) or len(payload) != 3 or payload[0] != "due" or not _is_id(payload[2]):
+        return None
+    value = _cursor_value("datetime", payload[1])
+    if not isinstance(value, datetime):
+        return None
+    return DueCursor(value, payload[2])
+
+
 # --- the query -----------------------------------------------------------------------------------------------------
 
 ME: Final = "me"
@@ -233,6 +290,8 @@ FILTER_PARAMS = (
     "requester",
     *DATE_FIELDS,
     "sort",
+    "within",
+    "show",
 )
 
 
@@ -254,9 +313,19 @@ class QueueQuery:
     updated_from: date | None = None
     updated_to: date | None = None
     sort: Sort = DEFAULT_SORT
-    after: Cursor | None = None
-    before: Cursor | None = None
+    after: Cursor | DueCursor | None = None
+    before: Cursor | DueCursor | None = None
     size: int = PAGE_SIZE
+    within: str = DEFAULT_WITHIN
+    show: str = DEFAULT_SHOW
+
+    @property
+    def is_breaching(self) -> bool:
+        return self.queue == BREACHING
+
+    @property
+    def within_seconds(self) -> int:
+        return WITHIN_CHOICES[self.within]
 
     @property
     def effective_states(self) -> tuple[str, ...]:
@@ -298,12 +367,20 @@ class QueueQuery:
             value: date | None = getattr(self, name)
             if value is not None:
                 params[name] = value.isoformat()
-        if self.sort != DEFAULT_SORT:
+        if self.sort != DEFAULT_SORT and not self.is_breaching:
             params["sort"] = self.sort.param
+        if self.is_breaching and self.within != DEFAULT_WITHIN:
+            params["within"] = self.within
+        if self.is_breaching and self.show != DEFAULT_SHOW:
+            params["show"] = self.show
         return params
 
     def url_params(
-        self, *, sort: Sort | None = None, after: Cursor | None = None, before: Cursor | None = None
+        self,
+        *,
+        sort: Sort | None = None,
+        after: Cursor | DueCursor | None = None,
+        before: Cursor | DueCursor | None = None,
     ) -> list[tuple[str, str]]:
         """Parameters for a link to this query (another sort resets the position), ready for `urlencode`."""
         query = self if sort is None else replace(self, sort=sort)
@@ -452,16 +529,29 @@ def parse_queue(params: Params, *, default_queue: str = DEFAULT_QUEUE) -> Parsed
         sort = DEFAULT_SORT
     values["sort"] = sort
 
+    if values["queue"] == BREACHING:
+        within = _one(params, "within").lower()
+        if within and within not in WITHIN_CHOICES:
+            refuse("within", "Choose a window from the list.")
+        elif within:
+            values["within"] = within
+        show = _one(params, "show").lower()
+        if show and show not in SHOW_CHOICES:
+            refuse("show", "Choose what to show from the list.")
+        elif show:
+            values["show"] = show
+
     size = _one(params, "size")
     if size.isdigit():
         values["size"] = max(1, min(int(size), MAX_PAGE_SIZE))
 
     # A cursor that does not decode (tampered, stale, made for another sort) is ignored: the first page is shown.
     after, before = _one(params, "after"), _one(params, "before")
+    decode = decode_due_cursor if values["queue"] == BREACHING else (lambda raw: decode_cursor(raw, sort))
     if after:
-        values["after"] = decode_cursor(after, sort)
+        values["after"] = decode(after)
     elif before:
-        values["before"] = decode_cursor(before, sort)
+        values["before"] = decode(before)
     if (after or before) and values.get("after") is None and values.get("before") is None:
         refuse("cursor", "That page link is no longer valid, so the list starts again from the first page.")
 

@@ -21,8 +21,20 @@ def ticket_visible_to(user: User) -> QuerySet[Ticket]:
     """Every ticket `user` may see; keep in step with `security.permissions.can_view_ticket`."""
     if not user.is_authenticated or not user.is_active:
         return Ticket.objects.none()
+    return Ticket.objects.filter(Q(requester_id=user.pk) | _internals_condition(user))
+
+
+def ticket_internals_visible_to(user: User) -> QuerySet[Ticket]:
+    """The visible tickets whose internals (notes, SLA figures) `user` may see: `ticket_visible_to` without the
+    tickets seen only as their requester. Keep in step with `security.permissions.can_view_internal`."""
+    if not user.is_authenticated or not user.is_active:
+        return Ticket.objects.none()
+    return Ticket.objects.filter(_internals_condition(user))
+
+
+def _internals_condition(user: User) -> Q:
     access = permissions.access_for(user)
-    visible = Q(requester_id=user.pk)
+    visible = Q(pk__in=[])
     if user.is_manager:
         visible |= Q(is_confidential=False)
     elif access.is_agent:
@@ -31,7 +43,7 @@ def ticket_visible_to(user: User) -> QuerySet[Ticket]:
         visible |= Q(is_confidential=True)
     elif access.is_security_member:
         visible |= Q(is_confidential=True) & (Q(team_id__in=access.security_team_ids) | Q(assignee_id=user.pk))
-    return Ticket.objects.filter(visible)
+    return visible
 
 
 def ticket_get(*, user: User, number: str | None = None, pk: int | None = None) -> Ticket:
@@ -334,6 +346,12 @@ def _visibility_arms(user: User) -> list[Q] | None:
     return arms
 
 
+def queue_tickets(*, user: User, query: queues.QueueQuery, zone: tzinfo) -> QuerySet[Ticket]:
+    """The tickets behind a queue page whose internals `user` may see, with the page's filters, unsorted: for lists
+    built elsewhere on the same filters (the "Breaching soon" queue reads SLA clocks of these tickets)."""
+    return _queue_filters(ticket_internals_visible_to(user), user=user, query=query, zone=zone)
+
+
 def _narrow_search(*, user: User, query: queues.QueueQuery, zone: tzinfo) -> QuerySet[Ticket]:
     """The filtered visible tickets of a search page, narrowed by one extra query to the ids of the matches if there
     are at most `SEARCH_ID_CAP` of them.
@@ -377,7 +395,8 @@ def ticket_queue(*, user: User, query: queues.QueueQuery, zone: tzinfo) -> Queue
     # Reading backwards (a "Previous" link) walks the order the other way and turns the rows round afterwards.
     backwards = query.before is not None
     read_descending = descending != backwards
-    cursor = query.before if backwards else query.after
+    position = query.before if backwards else query.after
+    cursor = position if isinstance(position, queues.Cursor) else None
     if cursor is not None:
         queryset = _beyond(queryset, cursor, descending=read_descending)
     value_order = F("queue_sort_value").desc() if read_descending else F("queue_sort_value").asc()

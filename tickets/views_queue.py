@@ -25,9 +25,10 @@ from itsm.errors import DomainError, NotFound
 from itsm.forms import form_add_domain_error
 from security import permissions
 from security.models import User
+from sla import selectors as sla_selectors
 from tickets import queues, selectors, services
 from tickets.forms_queue import BulkActionForm, SaveViewForm
-from tickets.models import SavedView
+from tickets.models import SavedView, Ticket
 from tickets.state import Priority, TicketState, TicketType
 
 
@@ -123,9 +124,17 @@ def _filter_fields(parsed: queues.ParsedQueue, choices: selectors.QueueChoices, 
 
     categories = [(str(c.pk), str(c)) for c in choices.categories]
     members = [(str(m.pk), m.full_name or m.email) for m in choices.members if m.pk != user.pk]
+    if query.is_breaching:
+        # Always by due instant (the keyset): the window and what to show take the Sort field's place.
+        ordering = [
+            made("within", "Due within", "select", value=query.within, choices=[(w, w) for w in queues.WITHIN_CHOICES]),
+            made("show", "Show", "select", value=query.show, choices=list(queues.SHOW_CHOICES.items())),
+        ]
+    else:
+        ordering = [made("sort", "Sort", "select", value=query.sort.param, choices=list(queues.SORT_CHOICES))]
     return [
         made("q", "Search", "search", value=query.q, help="Words from the title or description, or a ticket number."),
-        made("sort", "Sort", "select", value=query.sort.param, choices=list(queues.SORT_CHOICES)),
+        *ordering,
         made(
             "state",
             "State",
@@ -187,6 +196,9 @@ class Column:
 
 
 def _columns(query: queues.QueueQuery) -> list[Column]:
+    if query.is_breaching:
+        # One order only (due instant, then clock): headers are labels, not sort links.
+        return [Column(key, queues.SORT_COLUMNS[key].label, "", "") for key in queues.TABLE_COLUMNS]
     columns = []
     for key in queues.TABLE_COLUMNS:
         aria_sort = ""
@@ -205,7 +217,13 @@ class SavedViewLink:
     can_delete: bool
 
 
-def _count_label(query: queues.QueueQuery, page: selectors.QueuePage) -> str:
+@dataclass(frozen=True)
+class Row:
+    ticket: Ticket
+    due: sla_selectors.DueView | None
+
+
+def _count_label(query: queues.QueueQuery, page: selectors.QueuePage | sla_selectors.BreachingPage) -> str:
     """Bounded, from the page's own `size + 1` rows: never a COUNT over the table."""
     if not query.is_first_page:
         return ""
@@ -234,7 +252,15 @@ def _render_queue(
         # The form offers the agent as "Me", not by id: show it so, and keep one spelling for saved views.
         parsed = replace(parsed, query=replace(parsed.query, assignee=queues.ME))
     query = parsed.query
-    page = selectors.ticket_queue(user=user, query=query, zone=_zone(user))
+    now = timezone.now()
+    page: selectors.QueuePage | sla_selectors.BreachingPage
+    if query.is_breaching:
+        page = sla_selectors.breaching_page(user=user, query=query, zone=_zone(user), now=now)
+        rows = [Row(row.ticket, row.due) for row in page.rows]
+    else:
+        page = selectors.ticket_queue(user=user, query=query, zone=_zone(user))
+        dues = sla_selectors.due_for_tickets(user=user, tickets=page.items, now=now)
+        rows = [Row(ticket, dues.get(ticket.pk)) for ticket in page.items]
     current_params = query.filter_params()
     saved_views = [
         SavedViewLink(
@@ -262,6 +288,8 @@ def _render_queue(
             "clear_url": _url({"queue": query.queue}),
             "columns": _columns(query),
             "tickets": page.items,
+            "rows": rows,
+            "is_breaching": query.is_breaching,
             "count_label": _count_label(query, page),
             "is_first_page": query.is_first_page,
             "next_url": _url(query.url_params(after=page.next_cursor)) if page.next_cursor else None,
@@ -273,7 +301,7 @@ def _render_queue(
             "save_form": save_form
             or SaveViewForm(initial={"query": urlencode(current_params, doseq=True)}, teams=choices.own_teams),
             "bulk_form": BulkActionForm(agents=choices.members),
-            "now": timezone.now(),
+            "now": now,
         },
         status=status,
     )

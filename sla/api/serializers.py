@@ -74,6 +74,57 @@ class ClockSegmentSerializer(serializers.Serializer):
     business_seconds = serializers.IntegerField()
 
 
+class DueStepSerializer(serializers.Serializer):
+    start = serializers.DateTimeField(default_timezone=UTC)
+    end = serializers.DateTimeField(default_timezone=UTC)
+    business_seconds = serializers.IntegerField(source="seconds")
+
+
+class WindowRunSerializer(serializers.Serializer):
+    """Consecutive working days whose windows read the same on the calendar's local clock."""
+
+    first_day = serializers.DateField()
+    last_day = serializers.DateField()
+    days = serializers.IntegerField()
+    windows = serializers.SerializerMethodField()
+    business_seconds = serializers.IntegerField(source="seconds")
+
+    def get_windows(self, run: Any) -> list[list[str]]:
+        return [[start.isoformat(), end.isoformat()] for start, end in run.windows]
+
+
+class HolidaySerializer(serializers.Serializer):
+    date = serializers.DateField()
+    name = serializers.CharField()
+
+
+class ClockExplainSerializer(serializers.Serializer):
+    """`sla.selectors.ClockExplain`: how the due instant was derived, and the calendar's windows and holidays between
+    the start and the due instant. Computed from what the panel already loaded: no extra query."""
+
+    calendar = serializers.CharField(source="calendar_name")
+    target_business_seconds = serializers.IntegerField(source="derivation.target")
+    elapsed_business_seconds = serializers.IntegerField(source="derivation.elapsed")
+    paused_seconds = serializers.IntegerField(source="derivation.paused")
+    elapsed_before_anchor = serializers.IntegerField(source="derivation.elapsed_before")
+    remaining_from_anchor = serializers.IntegerField(source="derivation.remaining")
+    anchor = serializers.DateTimeField(source="derivation.anchor", default_timezone=UTC, allow_null=True)
+    due_at = serializers.DateTimeField(source="derivation.due_at", default_timezone=UTC, allow_null=True)
+    steps = DueStepSerializer(source="derivation.steps", many=True)
+    more_steps = serializers.IntegerField(source="derivation.more_steps")
+    more_steps_seconds = serializers.IntegerField(source="derivation.more_seconds")
+    is_24x7 = serializers.BooleanField(source="usage.is_24x7")
+    working_days = WindowRunSerializer(source="usage.runs", many=True)
+    more_working_day_runs = serializers.IntegerField(source="usage.more_runs")
+    more_working_day_seconds = serializers.IntegerField(source="usage.more_seconds")
+    holidays = serializers.SerializerMethodField()
+    more_holidays = serializers.IntegerField(source="usage.more_holidays")
+    until = serializers.DateTimeField(source="usage_until", default_timezone=UTC)
+
+    def get_holidays(self, explain: Any) -> list[dict[str, str]]:
+        return [{"date": day.isoformat(), "name": name} for day, name in explain.holiday_names]
+
+
 class TicketClockSerializer(serializers.Serializer):
     """One clock of `sla.selectors.clocks_for_ticket`; instants in UTC, durations in business seconds."""
 
@@ -94,3 +145,4 @@ class TicketClockSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(default_timezone=UTC, allow_null=True)
     time_zone = serializers.CharField()
     segments = ClockSegmentSerializer(many=True)
+    explain = ClockExplainSerializer()

@@ -186,6 +186,29 @@ def test_api_fields_and_exact_numbers(desk, frozen) -> None:  # type: ignore[no-
             },
             {"kind": "running", "start": "2026-03-02T10:50:00Z", "end": None, "business_seconds": 600},
         ],
+        # The derivation: 4 h − 30 m elapsed before the current run, laid from 10:50 (24×7: one window).
+        "explain": {
+            "calendar": "24×7",
+            "target_business_seconds": 4 * HOUR,
+            "elapsed_business_seconds": 40 * 60,
+            "paused_seconds": 20 * 60,
+            "elapsed_before_anchor": 30 * 60,
+            "remaining_from_anchor": 4 * HOUR - 30 * 60,
+            "anchor": "2026-03-02T10:50:00Z",
+            "due_at": "2026-03-02T14:20:00Z",
+            "steps": [
+                {"start": "2026-03-02T10:50:00Z", "end": "2026-03-02T14:20:00Z", "business_seconds": 4 * HOUR - 1800}
+            ],
+            "more_steps": 0,
+            "more_steps_seconds": 0,
+            "is_24x7": True,
+            "working_days": [],
+            "more_working_day_runs": 0,
+            "more_working_day_seconds": 0,
+            "holidays": [],
+            "more_holidays": 0,
+            "until": "2026-03-02T14:20:00Z",
+        },
     }
     assert clocks["first_response"]["state"] == "warning"  # 40 of 60 minutes: pending paused it too
     assert clocks["first_response"]["elapsed_business_seconds"] == 40 * 60

@@ -2,7 +2,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from itsm.errors import NotFound
-from security.permissions import can_view_ticket
+from security.permissions import can_view_internal, can_view_ticket
 from tickets import selectors, services
 from tickets.models import Ticket
 
@@ -87,6 +87,26 @@ def test_selector_and_predicate_agree_on_unusual_tickets(desk, tickets, role):
 
     # then
     assert from_selector == from_predicate
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_internals_selector_agrees_with_can_view_internal(desk, tickets, role):
+    # given: besides the usual tickets, one the agent raised in another team's queue (seen only as its requester)
+    user = getattr(desk, role)
+    everything = {**tickets, "agents_own_vpn": desk.ticket(requester=desk.agent, category=desk.vpn, title="My VPN")}
+    by_pk = {ticket.pk: key for key, ticket in everything.items()}
+
+    # when
+    selected = selectors.ticket_internals_visible_to(user).values_list("pk", flat=True)
+    from_selector = {by_pk[pk] for pk in selected if pk in by_pk}
+
+    # then: the SQL twin of the predicate, and never more than the plain visibility rule
+    assert from_selector == {key for key, ticket in everything.items() if can_view_internal(user, ticket)}
+    assert from_selector <= {key for key, ticket in everything.items() if can_view_ticket(user, ticket)}
+    if role in ("requester", "other_requester", "admin"):
+        assert from_selector == set()
+    if role == "agent":
+        assert from_selector == {"own_laptop", "other_laptop"}
 
 
 def test_assignee_outside_the_team_still_sees_the_ticket_unless_confidential(desk):

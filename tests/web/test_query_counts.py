@@ -11,10 +11,11 @@ from tickets.models import TicketEvent
 from tickets.state import TicketState
 
 # Every page: session, user, the user's memberships (once per request). Then the page's own reads: the desk list:
-# categories, teams and team members for its forms, the rows, the saved views (5, more in tests/web/test_queue.py);
+# categories, teams and team members for its forms, the rows, the rows' SLA "Due" clocks, the saved views (6, more in
+# tests/web/test_queue.py and tests/sla/test_queue_due.py);
 # the desk ticket: ticket, timeline, attachments, assignee names, team members, SLA clocks and segments (7); the
 # portal ticket: ticket, timeline, attachments (3).
-DESK_LIST_QUERIES = 8
+DESK_LIST_QUERIES = 9
 DESK_TICKET_QUERIES = 10
 PORTAL_LIST_QUERIES = 4
 PORTAL_TICKET_QUERIES = 6

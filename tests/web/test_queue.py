@@ -20,8 +20,9 @@ from tickets import queues, selectors, services
 from tickets.models import SavedView, Ticket
 from tickets.state import Level, PendingReason, TicketState, TicketType
 
-# Session, user, memberships; then categories, teams, team members, the rows, the saved views.
-QUEUE_PAGE_QUERIES = 8
+# Session, user, memberships; then categories, teams, team members, the rows, the rows' SLA "Due" clocks, the saved
+# views.
+QUEUE_PAGE_QUERIES = 9
 # A search text first collects the matching visible ids through the GIN index (selectors.SEARCH_ID_CAP).
 SEARCH_PAGE_QUERIES = QUEUE_PAGE_QUERIES + 1
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
