@@ -111,25 +111,26 @@ def seed_clocks(outcomes: int) -> None:
                     ORDER BY k.id LIMIT %(tickets)s
                 ), clocks AS (
                     INSERT INTO sla_clock (ticket_id, target_id, team_id, state, started_at, target_seconds,
-                                           next_deadline_at, due_at, breached_at, finished_at)
+                                           next_deadline_at, due_at, breached_at, finished_at, stop_reason)
                     SELECT src.id, m.target_id, NULL,
                            CASE WHEN m.finish - src.created_at <= m.seconds * interval '1 second'
                                 THEN 'met' ELSE 'breached' END,
                            src.created_at, m.seconds, NULL, NULL,
                            CASE WHEN m.finish - src.created_at > m.seconds * interval '1 second'
                                 THEN src.created_at + m.seconds * interval '1 second' END,
-                           m.finish
+                           m.finish, 'resolved'
                     FROM src CROSS JOIN LATERAL (VALUES
                         (%(first)s::bigint, 3600, src.fr_at),
                         (%(resolution)s::bigint, 28800, src.resolved_at)
                     ) AS m(target_id, seconds, finish)
-                    RETURNING id, ticket_id, state, started_at, finished_at, target_seconds
+                    RETURNING id, ticket_id, target_id, state, started_at, finished_at, target_seconds
                 )
                 INSERT INTO sla_clockoutcome (clock_id, met, business_seconds_used, target_seconds, team_id, priority,
-                                              category_id, policy_id, finished_at)
+                                              category_id, policy_id, finished_at, is_after_reopen, metric, started_at)
                 SELECT c.id, c.state = 'met', extract(epoch FROM c.finished_at - c.started_at)::int,
-                       c.target_seconds, k.team_id, k.priority, k.category_id, %(policy)s, c.finished_at
-                FROM clocks c JOIN tickets_ticket k ON k.id = c.ticket_id
+                       c.target_seconds, k.team_id, k.priority, k.category_id, %(policy)s, c.finished_at, false,
+                       t.metric, c.started_at
+                FROM clocks c JOIN tickets_ticket k ON k.id = c.ticket_id JOIN sla_slatarget t ON t.id = c.target_id
                 """,
                 {
                     "tickets": tickets,
@@ -147,12 +148,12 @@ def seed_clocks(outcomes: int) -> None:
         cursor.execute(
             """
             INSERT INTO sla_clock (ticket_id, target_id, team_id, state, started_at, target_seconds,
-                                   next_deadline_at, due_at, breached_at, finished_at)
+                                   next_deadline_at, due_at, breached_at, finished_at, stop_reason)
             SELECT k.id, %(resolution)s, NULL, CASE WHEN k.state = 'pending' THEN 'paused' ELSE 'running' END,
                    k.created_at, 28800, NULL,
                    CASE WHEN k.state <> 'pending' THEN k.created_at + interval '8 hours' END,
                    CASE WHEN k.created_at + interval '8 hours' < now() THEN k.created_at + interval '8 hours' END,
-                   NULL
+                   NULL, ''
             FROM tickets_ticket k
             WHERE k.state IN ('new', 'assigned', 'in_progress', 'pending')
               AND NOT EXISTS (SELECT 1 FROM sla_clock c WHERE c.ticket_id = k.id AND c.state IN ('running', 'paused'))

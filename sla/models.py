@@ -491,6 +491,9 @@ class ClockOutcome(models.Model):
     is_after_reopen = models.BooleanField(
         default=False, help_text="The clock was reopened (continued) before it finished this time."
     )
+    # Copied from the clock and its target so the dashboards aggregate outcomes without joining a million clocks.
+    metric = models.CharField(max_length=32)
+    started_at = models.DateTimeField()
 
     class Meta:
         ordering = ("finished_at", "id")

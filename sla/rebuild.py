@@ -21,7 +21,15 @@ from sla.services import _Calendars, _plan_timer, _thresholds
 
 REBUILD_BATCH_SIZE = 500
 CLOCK_FIELDS = ("state", "next_deadline_at", "due_at", "breached_at")
-OUTCOME_FIELDS = ("met", "business_seconds_used", "target_seconds", "finished_at", "is_after_reopen")
+OUTCOME_FIELDS = (
+    "met",
+    "business_seconds_used",
+    "target_seconds",
+    "finished_at",
+    "is_after_reopen",
+    "metric",
+    "started_at",
+)
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,8 @@ def _rebuilt(
         "target_seconds": clock.target_seconds,
         "finished_at": clock.finished_at,
         "is_after_reopen": (ClockEvent.Kind.REOPENED.value, 0) in fired,
+        "metric": clock.target.metric,
+        "started_at": clock.started_at,
     }
     return values, outcome
 

@@ -91,8 +91,8 @@ class _Sql:
 
 
 def _outcome_conditions(q: ReportQuery) -> _Sql:
-    """Outcomes in the period and the view. Aliases: o outcome, c clock, t target, cat category, k ticket (joined
-    only for the type filter, see `_outcome_from`)."""
+    """Outcomes in the period and the view. Aliases: o outcome, cat category, k ticket (joined only for the type
+    filter and the CSV, see `_outcome_from`)."""
     sql = _Sql()
     sql.add("o.finished_at >= %s", q.start)
     sql.add("o.finished_at < %s", q.end)
@@ -113,14 +113,16 @@ def _outcome_conditions(q: ReportQuery) -> _Sql:
     return sql
 
 
-def _outcome_from(q: ReportQuery) -> str:
-    ticket_join = " JOIN tickets_ticket k ON k.id = c.ticket_id" if q.ticket_type is not None else ""
-    return (
-        "sla_clockoutcome o"
-        " JOIN sla_clock c ON c.id = o.clock_id"
-        " JOIN sla_slatarget t ON t.id = c.target_id"
-        " JOIN tickets_category cat ON cat.id = o.category_id" + ticket_join
+def _outcome_from(q: ReportQuery, *, with_ticket: bool = False) -> str:
+    """The outcomes with their category (for confidentiality). The outcome carries its metric, start, team, priority,
+    category and policy, so the clock (and through it the ticket) is joined only when the ticket's type is filtered on
+    or its number is wanted (the CSV)."""
+    ticket_join = (
+        " JOIN sla_clock c ON c.id = o.clock_id JOIN tickets_ticket k ON k.id = c.ticket_id"
+        if with_ticket or q.ticket_type is not None
+        else ""
     )
+    return "sla_clockoutcome o JOIN tickets_category cat ON cat.id = o.category_id" + ticket_join
 
 
 def _ticket_conditions(q: ReportQuery, *, team_column: str = "k.team_id", policy_column: str | None = None) -> _Sql:
@@ -250,10 +252,10 @@ def outcome_figure_sets(q: ReportQuery, group_bys: Sequence[str] = ()) -> dict[s
     Groups come ordered by key; days and weeks only where something finished (see `series_days`)."""
     where = _outcome_conditions(q)
     columns = [
-        "t.metric AS metric",
+        "o.metric AS metric",
         "o.met AS met",
         "o.business_seconds_used AS business",
-        "extract(epoch FROM o.finished_at - c.started_at) AS wall",
+        "extract(epoch FROM o.finished_at - o.started_at) AS wall",
     ]
     params: list[Any] = []
     joins = ""
@@ -553,13 +555,12 @@ def outcome_rows(q: ReportQuery, chunk_rows: int = CSV_CHUNK_ROWS) -> Iterator[t
     """Every outcome of the view (the rows behind the finished-clock figures), oldest first, through a server-side
     cursor fetched `chunk_rows` at a time: memory stays constant whatever the count. Instants in the viewer's zone."""
     where = _outcome_conditions(q)
-    ticket_join = "" if q.ticket_type is not None else " JOIN tickets_ticket k ON k.id = c.ticket_id"
     statement = (
-        "SELECT o.id, k.number, k.type, t.metric, p.name, tm.name, cat.name, o.priority, o.met,"
-        " o.business_seconds_used, o.target_seconds, extract(epoch FROM o.finished_at - c.started_at)::bigint,"
-        " to_char(c.started_at AT TIME ZONE %s, 'YYYY-MM-DD\"T\"HH24:MI:SS'),"
+        "SELECT o.id, k.number, k.type, o.metric, p.name, tm.name, cat.name, o.priority, o.met,"
+        " o.business_seconds_used, o.target_seconds, extract(epoch FROM o.finished_at - o.started_at)::bigint,"
+        " to_char(o.started_at AT TIME ZONE %s, 'YYYY-MM-DD\"T\"HH24:MI:SS'),"
         " to_char(o.finished_at AT TIME ZONE %s, 'YYYY-MM-DD\"T\"HH24:MI:SS')"
-        f" FROM {_outcome_from(q)}{ticket_join}"
+        f" FROM {_outcome_from(q, with_ticket=True)}"
         " JOIN sla_slapolicy p ON p.id = o.policy_id LEFT JOIN security_team tm ON tm.id = o.team_id"
         f" WHERE {where.where} ORDER BY o.finished_at, o.id"
     )

@@ -577,6 +577,8 @@ def _finish(
         policy_id=clock.target.policy_id,
         finished_at=at,
         is_after_reopen=ClockEvent.objects.filter(clock=clock, kind=ClockEvent.Kind.REOPENED).exists(),
+        metric=clock.target.metric,
+        started_at=clock.started_at,
     )
 
 
