@@ -43,7 +43,6 @@ def webhook_prune_task() -> dict[str, Any]:
 
 @shared_task(
     name="webhooks.notify_disabled",
-    queue="default",
     acks_late=True,
     autoretry_for=(OSError,),
     retry_backoff=True,
