@@ -34,9 +34,9 @@ from itsm.queue import enqueue_on_commit
 from security import permissions
 from security.audit import audit_record
 from security.models import Membership, User
-from sla.calendar import BusinessCalendar, NoWorkingTime
-from sla.models import Calendar, Clock, ClockEvent, EscalationLevel, EscalationNotification, WorkingHours
-from sla.selectors import business_calendar_for
+from sla.calendar import NoWorkingTime
+from sla.models import Clock, ClockEvent, EscalationLevel, EscalationNotification, WorkingHours
+from sla.selectors import BusinessCalendars
 from tickets.models import Ticket
 from tickets.services.system import (
     ticket_assign_by_system,
@@ -82,17 +82,6 @@ def escalation_percents_by_target(target_ids: Iterable[int]) -> dict[int, list[i
     for target_id, percent in rows.values_list("target_id", "percent"):
         by_target[target_id].append(percent)
     return dict(by_target)
-
-
-class _BusinessCalendars:
-    def __init__(self) -> None:
-        self._by_id: dict[int, BusinessCalendar] = {}
-
-    def get(self, calendar_id: int) -> BusinessCalendar:
-        if calendar_id not in self._by_id:
-            row = Calendar.objects.prefetch_related("working_ranges", "holidays").get(pk=calendar_id)
-            self._by_id[calendar_id] = business_calendar_for(row)
-        return self._by_id[calendar_id]
 
 
 def recipient_calendar_id(user: User, *, ticket_team_id: int | None, default_calendar_id: int) -> int:
@@ -193,7 +182,7 @@ def _candidates(level: EscalationLevel, ticket: Ticket) -> list[tuple[str, list[
 
 
 def _notify(
-    ticket: Ticket, clock: Clock, level: EscalationLevel, percent: int, now: datetime, calendars: _BusinessCalendars
+    ticket: Ticket, clock: Clock, level: EscalationLevel, percent: int, now: datetime, calendars: BusinessCalendars
 ) -> list[_Result]:
     """One result per kind of recipient; one `EscalationNotification` per person (reasons merged)."""
     results: list[_Result] = []
@@ -276,7 +265,7 @@ def clock_escalate(*, clock: Clock, percent: int, at: datetime, now: datetime) -
     if level.reassign_team_id is not None or level.reassign_agent_id is not None:
         results.append(_guarded("reassign", lambda: _reassign(ticket, level)))
     ticket.refresh_from_db()
-    calendars = _BusinessCalendars()
+    calendars = BusinessCalendars()
     notify_results: list[_Result] = []
 
     def notify() -> _Result:

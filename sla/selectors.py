@@ -113,6 +113,20 @@ class ClockView:
         return remaining_text(self.state, self.remaining_seconds)
 
 
+class BusinessCalendars:
+    """`BusinessCalendar`s by calendar id, each built (one query with its ranges and holidays) once per instance:
+    one instance per handler call, task or batch."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, BusinessCalendar] = {}
+
+    def get(self, calendar_id: int) -> BusinessCalendar:
+        if calendar_id not in self._by_id:
+            row = Calendar.objects.prefetch_related("working_ranges", "holidays").get(pk=calendar_id)
+            self._by_id[calendar_id] = business_calendar_for(row)
+        return self._by_id[calendar_id]
+
+
 def format_short_duration(seconds: int) -> str:
     """`8040` → `2 h 14 m`; under a minute in seconds; days of 24 hours (as `format_duration`)."""
     seconds = abs(seconds)

@@ -23,7 +23,6 @@ from security.models import Team, User
 from sla import escalation
 from sla import events as sla_events
 from sla import state as clock_state
-from sla.calendar import BusinessCalendar
 from sla.models import (
     Calendar,
     Clock,
@@ -35,7 +34,7 @@ from sla.models import (
     SlaTarget,
     WorkingRange,
 )
-from sla.selectors import business_calendar_for
+from sla.selectors import BusinessCalendars
 from tickets import events as ticket_events
 from tickets.models import Ticket
 from tickets.state import FINAL_STATES, OPEN_STATES, TicketState
@@ -345,17 +344,8 @@ def calendar_update(
 # (`select_for_update`, ordered by pk) and is idempotent: a change that is already in the ledger is a no-op.
 
 
-class _Calendars:
-    """`BusinessCalendar`s by calendar id, built once per handler call."""
-
-    def __init__(self) -> None:
-        self._by_id: dict[int, BusinessCalendar] = {}
-
-    def get(self, calendar_id: int) -> BusinessCalendar:
-        if calendar_id not in self._by_id:
-            row = Calendar.objects.prefetch_related("working_ranges", "holidays").get(pk=calendar_id)
-            self._by_id[calendar_id] = business_calendar_for(row)
-        return self._by_id[calendar_id]
+# `BusinessCalendar`s by calendar id, built once per handler call (sla.selectors.BusinessCalendars).
+_Calendars = BusinessCalendars
 
 
 def _ledger(clock: Clock) -> list[clock_state.Segment]:
