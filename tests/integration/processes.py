@@ -105,6 +105,14 @@ class RedisServer:
         self.start()
 
 
+def child_database_url() -> str:
+    """The test database as a DATABASE_URL for a child process: the server this run uses (the machine's, or the
+    embedded one `./run test` started), with the test database's name."""
+    database = connection.settings_dict
+    password = f":{database['PASSWORD']}" if database.get("PASSWORD") else ""
+    return f"postgres://{database['USER']}{password}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+
+
 class WorkerProcess:
     """`celery -A itsm worker` in its own process group, on the committed test database and the given broker. With
     `beat_seconds`, it also runs beat (`-B`) with the production schedule at that reconciler period."""
@@ -122,10 +130,9 @@ class WorkerProcess:
     ) -> None:
         self.name = f"timers-{uuid.uuid4().hex[:8]}@test"
         self.log = directory / f"worker-{self.name.split('@')[0]}.log"
-        database = connection.settings_dict
         env = {
             **os.environ,
-            "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+            "DATABASE_URL": child_database_url(),
             "REDIS_URL": broker_url,
             "DJANGO_DEBUG": "1",
             "PYTHONUNBUFFERED": "1",

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 import redis
-from django.db import connection
 
 from security import webhooks
 from security.models import WebhookAttempt, WebhookDelivery
 from security.tasks import webhook_sweep_task
 from security.webhook_delivery import delivery_attempt
 from tests.integration.celery_worker import broker_on, worker_on
+from tests.integration.processes import child_database_url
 from tests.webhook_receiver import Receiver, running_receiver
 
 pytestmark = pytest.mark.worker
@@ -109,7 +109,7 @@ def _start_worker_process(broker_url: str, log: Path) -> subprocess.Popen[bytes]
     env = {
         **os.environ,
         "DJANGO_DEBUG": "1",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
+        "DATABASE_URL": child_database_url(),
         "REDIS_URL": broker_url,
         "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
         "WEBHOOK_LEASE_SECONDS": str(LEASE_SECONDS),
