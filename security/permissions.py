@@ -59,18 +59,11 @@ def access_for(user: User) -> Access:
         return cached
     if not user.is_authenticated or not user.is_active:
         access = Access(frozenset(), frozenset(), frozenset())
-    else:
-        rows = Membership.objects.filter(user_id=user.pk).values_list("team_id", "role", "team__is_security")
-        team_ids, lead_ids, security_ids = set(), set(), set()
-        for team_id, role, is_security in rows:
-            team_ids.add(team_id)
-            if role == Membership.Role.LEAD:
-                lead_ids.add(team_id)
-            if is_security:
-                security_ids.add(team_id)
-        access = Access(frozenset(team_ids), frozenset(lead_ids), frozenset(security_ids))
-    setattr(user, _CACHE_ATTR, access)
-    return access
+        setattr(user, _CACHE_ATTR, access)
+        return access
+    load_access([user])
+    loaded: Access = getattr(user, _CACHE_ATTR)
+    return loaded
 
 
 def load_access(users: Iterable[User]) -> None:

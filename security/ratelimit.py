@@ -24,7 +24,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
 from security.scopes import is_token_request
-from security.throttle import client_ip
+from security.throttle import client_ip, window_increment
 
 KEY_PREFIX = "security:ratelimit"
 _STATE_ATTR = "_itsm_rate_limits"
@@ -100,12 +100,7 @@ class WindowRateThrottle(BaseThrottle):
             return True
         window_key, reset = self._window(ident)
         # The key outlives its window by a little, so a slow request never increments a vanished key.
-        cache.add(window_key, 0, timeout=self.duration + 5)
-        try:
-            count = cache.incr(window_key)
-        except ValueError:  # evicted between add and incr
-            cache.add(window_key, 1, timeout=self.duration + 5)
-            count = 1
+        count, _opened = window_increment(window_key, timeout=self.duration + 5)
         self.reset_seconds = reset
         _record(request, RateLimitState(self.num_requests, max(0, self.num_requests - count), reset))
         return count <= self.num_requests

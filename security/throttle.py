@@ -108,15 +108,23 @@ class LoginThrottle:
         cache.delete_many([self.account.count_key, self.account.until_key])
 
     def _increment(self, counter: _Counter) -> int:
-        if cache.add(counter.count_key, 0, timeout=self.window):
-            # This failure opened the window: remember when it closes.
+        count, opened = window_increment(counter.count_key, timeout=self.window)
+        if opened:  # this failure opened the window: remember when it closes
             cache.set(counter.until_key, time.time() + self.window, timeout=self.window)
-        try:
-            return cache.incr(counter.count_key)
-        except ValueError:  # the window closed between add and incr: this failure opens a new one
-            cache.add(counter.count_key, 1, timeout=self.window)
-            cache.set(counter.until_key, time.time() + self.window, timeout=self.window)
-            return 1
+        return count
+
+
+def window_increment(key: str, *, timeout: int) -> tuple[int, bool]:
+    """Count one more in the fixed-window counter at `key`, which expires `timeout` seconds after it was opened.
+    Returns the new count and whether this call opened the window. An open window costs one `incr`; only the first
+    call of a window (or one racing its expiry) also adds the key."""
+    try:
+        return cache.incr(key), False
+    except ValueError:  # no window yet (or it just expired)
+        pass
+    if cache.add(key, 1, timeout=timeout):
+        return 1, True
+    return cache.incr(key), False  # another request opened it between our incr and add
 
 
 def throttled_message(seconds: int) -> str:

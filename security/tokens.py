@@ -13,6 +13,7 @@ import secrets
 import string
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import ClassVar
 
 from django.conf import settings
@@ -106,9 +107,6 @@ class ApiToken(models.Model):
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
 
-    def is_usable(self, now: datetime | None = None) -> bool:
-        return not self.is_revoked and not self.is_expired(now)
-
     def status(self, now: datetime | None = None) -> str:
         if self.is_revoked:
             return "revoked"
@@ -116,12 +114,16 @@ class ApiToken(models.Model):
             return "expired"
         return "active"
 
-    def has_scope(self, scope: str) -> bool:
-        """Granted to this token and still grantable to its user: a user who lost a role loses the scopes that came
-        with it on the next request, without anyone editing their tokens."""
+    @cached_property
+    def effective_scopes(self) -> frozenset[str]:
+        """Granted to this token and still grantable to its user, worked out once per loaded token (one request): a
+        user who lost a role loses the scopes that came with it on the next request, without anyone editing tokens."""
         from security.permissions import token_grantable_scopes  # lazy: permissions imports the models
 
-        return scope in self.scopes and scope in token_grantable_scopes(self.user)
+        return frozenset(self.scopes) & token_grantable_scopes(self.user)
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.effective_scopes
 
 
 def last_used_interval_seconds() -> int:
