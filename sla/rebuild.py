@@ -15,6 +15,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from sla import escalation
 from sla import state as clock_state
 from sla.models import Clock, ClockEvent, ClockOutcome, ClockSegment
 from sla.services import _Calendars, _plan_timer, _thresholds
@@ -59,8 +60,10 @@ def _rebuilt(
     fired: dict[tuple[str, int], datetime],
     calendars: _Calendars,
     now: datetime,
+    levels: list[int],
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The stored figures the ledger implies: clock fields, and the outcome's (None: the clock has no outcome)."""
+    """The stored figures the ledger implies: clock fields, and the outcome's (None: the clock has no outcome).
+    `levels` are the target's escalation percents (read once per batch)."""
     calendar = calendars.get(clock.target.policy.calendar_id)
     read_at = clock.finished_at or now
     figures = clock_state.figures(ledger, calendar, target_seconds=clock.target_seconds, now=read_at)
@@ -147,10 +150,18 @@ def _rebuild_batch(
         ledgers[clock_id].append(clock_state.Segment(kind=kind, start=start, end=end))
     fired: dict[int, dict[tuple[str, int], datetime]] = defaultdict(dict)
     for clock_id, kind, threshold, at in ClockEvent.objects.filter(
-        clock_id__in=ids, kind__in=(ClockEvent.Kind.WARNED, ClockEvent.Kind.BREACHED, ClockEvent.Kind.REOPENED)
+        clock_id__in=ids,
+        kind__in=(
+            ClockEvent.Kind.WARNED,
+            ClockEvent.Kind.BREACHED,
+            ClockEvent.Kind.ESCALATED,
+            ClockEvent.Kind.REOPENED,
+        ),
     ).values_list("clock_id", "kind", "threshold", "at"):
         fired[clock_id].setdefault((kind, threshold or 0), at)
     outcomes = {outcome.clock_id: outcome for outcome in ClockOutcome.objects.filter(clock_id__in=ids)}
+    running = (clock.target_id for clock in batch if clock.state == Clock.State.RUNNING)
+    levels = escalation.escalation_percents_by_target(running)  # no query when nothing runs
     changed_clocks: list[Clock] = []
     changed_fields: set[str] = set()
     to_create: list[ClockOutcome] = []
@@ -158,7 +169,9 @@ def _rebuild_batch(
     to_update: list[ClockOutcome] = []
     outcome_fields: set[str] = set()
     for clock in batch:
-        values, expected = _rebuilt(clock, ledgers[clock.pk], fired[clock.pk], calendars, now)
+        values, expected = _rebuilt(
+            clock, ledgers[clock.pk], fired[clock.pk], calendars, now, levels.get(clock.target_id, [])
+        )
         clock_changed = False
         for name in CLOCK_FIELDS:
             if getattr(clock, name) != values[name]:

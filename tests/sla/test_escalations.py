@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from itsm.events import DomainEvent, subscribe, unsubscribe
 from security.models import AuditLog, Membership
-from sla import escalation, services
+from sla import escalation, rebuild, services
 from sla import events as sla_events
 from sla.models import (
     Calendar,
@@ -455,3 +455,15 @@ def test_the_reconcilers_batch_firing_escalates_and_publishes_like_one_clock_fir
     assert sorted((e.clock_id, e.at) for e in breaches) == sorted((c.pk, at(4)) for c in clocks)
     assert sorted(e.clock_id for e in published) == sorted(c.pk for c in clocks)
     assert services.clocks_fire_overdue(now=at(6))["fired"] == 0
+
+
+def test_rebuild_finds_nothing_to_repair_on_a_running_clock_whose_level_fired(desk, clock_time) -> None:  # type: ignore[no-untyped-def]
+    target = make_target()
+    EscalationLevel.objects.create(target=target, percent=75, notify_managers=True)
+    c = resolution_clock(desk.ticket())
+    assert services.clock_fire_due(clock_id=c.pk, now=at(3)) == ["escalated:75"]
+    clock_time.move_to(at(3))
+
+    report = rebuild.clocks_rebuild(dry_run=True)
+
+    assert report.differences == []
