@@ -135,8 +135,7 @@ def clock_start_retroactive(
     if result.stopped_at is not None:
         _finish(clock, result.stopped_at, calendars, ticket=ticket, reason=result.stop_reason)
         return clock
-    services._fire_thresholds(clock, calendars, now)
-    _set_deadlines(clock, calendars, now)
+    services._fire_thresholds(clock, calendars, now)  # also sets next_deadline_at and due_at
     clock.save(update_fields=["next_deadline_at", "due_at", "breached_at"])
     _plan_timer(clock, now)
     return clock
@@ -307,8 +306,7 @@ def clock_retarget(
             "to_due_at": new_due.isoformat() if new_due else None,
         },
     )
-    services._fire_thresholds(clock, calendars, event.at)
-    _set_deadlines(clock, calendars, event.at)
+    services._fire_thresholds(clock, calendars, event.at)  # also sets next_deadline_at and due_at
     clock.save(update_fields=["target_seconds", "next_deadline_at", "due_at", "breached_at"])
     _plan_timer(clock, event.at)
     return True

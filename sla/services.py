@@ -726,8 +726,7 @@ def clock_fire_due(*, clock_id: int, now: datetime | None = None) -> list[str]:
         return []
     calendars = _Calendars()
     escalations: list[tuple[int, datetime]] = []
-    written = _fire_thresholds(clock, calendars, now, escalations)
-    _set_deadlines(clock, calendars, now)
+    written = _fire_thresholds(clock, calendars, now, escalations)  # also sets next_deadline_at and due_at
     clock.save(update_fields=["next_deadline_at", "due_at", "breached_at"])
     _plan_timer(clock, now)
     # Escalation actions last: they may change the ticket, whose subscribers may change this clock.
@@ -748,7 +747,9 @@ def _fire_thresholds(
     Escalation levels fire only when the caller passes `escalations` (the timer path, `clock_fire_due`, which runs
     their actions once the clock is saved); `(percent, instant)` of each is appended to it. Elsewhere (retarget,
     retroactive start, reopen) they stay unfired, so `next_deadline_at` lands on their passed instant and the timer
-    planned for it fires them, with their actions, right after commit."""
+    planned for it fires them, with their actions, right after commit.
+
+    Sets the running clock's `next_deadline_at` and `due_at` from the same figures, as `_set_deadlines` would."""
     fired = _fired_thresholds(clock)
     thresholds = _threshold_instants(clock, calendars, now)
     due_at = next((instant for kind, _p, _s, instant in thresholds if kind == ClockEvent.Kind.BREACHED.value), None)
@@ -773,7 +774,22 @@ def _fire_thresholds(
             escalations.append((percent, instant))
         else:
             clock_publish(sla_events.ClockWarned, clock, at=instant, threshold=percent, due_at=due_at)
+        fired.add((kind, percent))
         written.append(f"{kind}:{percent}")
+    running = clock.state == Clock.State.RUNNING
+    clock.next_deadline_at = (
+        min(
+            (
+                instant
+                for kind, percent, _s, instant in thresholds
+                if instant is not None and (kind, percent) not in fired
+            ),
+            default=None,
+        )
+        if running
+        else None
+    )
+    clock.due_at = due_at if running else None
     return written
 
 
