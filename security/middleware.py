@@ -25,6 +25,11 @@ def zone_for(name: str) -> ZoneInfo | None:
         return None
 
 
+def user_zone(user: object) -> ZoneInfo:
+    """The zone a user's times are shown in: their `time_zone`, or UTC when it is missing or unknown."""
+    return zone_for(str(getattr(user, "time_zone", "") or "")) or ZoneInfo("UTC")
+
+
 class TimezoneMiddleware:
     """Activate the signed-in user's `time_zone` for the request, so templates and forms show local times.
 

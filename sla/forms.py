@@ -3,11 +3,12 @@ parameters the same way (docs/dashboards.md "Filters"). Bad input is a field err
 
 from datetime import date, datetime, time, timedelta
 from typing import Any, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from django import forms
 
 from security import permissions
+from security.middleware import user_zone
 from security.models import User
 from sla.reports import GROUP_BYS, Options, ReportQuery
 from tickets.state import Priority, TicketType
@@ -24,14 +25,6 @@ MAX_SPAN_DAYS = 731
 MIN_DATE, MAX_DATE = date(2000, 1, 1), date(2999, 12, 31)
 # Longer periods chart by week unless the URL asks for days.
 DAILY_UP_TO_DAYS = 92
-
-
-def viewer_zone(user: User) -> ZoneInfo:
-    """The viewer's own zone (`User.time_zone`); UTC when it is missing or unknown."""
-    try:
-        return ZoneInfo(user.time_zone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def preset_days(preset: str, today: date) -> tuple[date, date]:
@@ -67,7 +60,7 @@ class DashboardFilterForm(forms.Form):
         super().__init__(data)
         self.user = user
         self.now = now
-        self.zone = viewer_zone(user)
+        self.zone = user_zone(user)
         # `from` is a Python keyword; the URL parameters are `from` and `to`.
         self.fields["from"] = forms.DateField(required=False, label="From", input_formats=["%Y-%m-%d"])
         self.fields["to"] = forms.DateField(required=False, label="To", input_formats=["%Y-%m-%d"])

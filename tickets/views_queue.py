@@ -7,10 +7,7 @@ the services. See docs/desk.md for the URL contract.
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import tzinfo
-from typing import cast
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -24,26 +21,14 @@ from django.views.decorators.http import require_POST, require_safe
 from itsm.errors import DomainError, NotFound
 from itsm.forms import form_add_domain_error
 from security import permissions
+from security.middleware import user_zone
 from security.models import User
 from sla import selectors as sla_selectors
 from tickets import queues, selectors, services
 from tickets.forms_queue import BulkActionForm, SaveViewForm
 from tickets.models import SavedView, Ticket
 from tickets.state import Priority, TicketState, TicketType
-
-
-def _require_desk_user(request: HttpRequest) -> User:
-    user = cast(User, request.user)  # behind `login_required`
-    if not permissions.can_use_desk(user):
-        raise Http404("No such page.")
-    return user
-
-
-def _zone(user: User) -> tzinfo:
-    try:
-        return ZoneInfo(user.time_zone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+from tickets.views import _require_agent
 
 
 def _default_queue(user: User) -> str:
@@ -255,10 +240,10 @@ def _render_queue(
     now = timezone.now()
     page: selectors.QueuePage | sla_selectors.BreachingPage
     if query.is_breaching:
-        page = sla_selectors.breaching_page(user=user, query=query, zone=_zone(user), now=now)
+        page = sla_selectors.breaching_page(user=user, query=query, zone=user_zone(user), now=now)
         rows = [Row(row.ticket, row.due) for row in page.rows]
     else:
-        page = selectors.ticket_queue(user=user, query=query, zone=_zone(user))
+        page = selectors.ticket_queue(user=user, query=query, zone=user_zone(user))
         dues = sla_selectors.due_for_tickets(user=user, tickets=page.items, now=now)
         rows = [Row(ticket, dues.get(ticket.pk)) for ticket in page.items]
     current_params = query.filter_params()
@@ -310,7 +295,7 @@ def _render_queue(
 @login_required
 @require_safe
 def desk(request: HttpRequest) -> HttpResponse:
-    user = _require_desk_user(request)
+    user = _require_agent(request)
     return _render_queue(request, user, dict(request.GET.lists()))
 
 
@@ -338,7 +323,7 @@ def _bulk_report(request: HttpRequest, outcome: services.BulkOutcome) -> None:
 @login_required
 @require_POST
 def desk_bulk(request: HttpRequest) -> HttpResponse:
-    user = _require_desk_user(request)
+    user = _require_agent(request)
     back = _back_url(request)
     form = BulkActionForm(request.POST, agents=selectors.team_members(user=user))
     if not form.is_valid():
@@ -372,7 +357,7 @@ def desk_bulk(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def desk_view_create(request: HttpRequest) -> HttpResponse:
-    user = _require_desk_user(request)
+    user = _require_agent(request)
     form = SaveViewForm(request.POST, teams=selectors.queue_choices(user=user).own_teams)
     params = QueryDict(request.POST.get("query", ""))
     if not form.is_valid():
@@ -392,7 +377,7 @@ def desk_view_create(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def desk_view_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    user = _require_desk_user(request)
+    user = _require_agent(request)
     try:
         saved_view = selectors.saved_view_get(user=user, pk=pk)
         services.saved_view_delete(actor=user, saved_view=saved_view)
