@@ -51,6 +51,7 @@ from bench.pages import (  # noqa: E402 - needs the repository root on sys.path 
     size_label,
     vacuum_analyse,
 )
+from bench.pages import ensure_database as pages_ensure_database  # noqa: E402 - as above
 
 BENCH_DATABASE = re.compile(r"^itsm_bench_ticketapi_[0-9]+$")
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/itsm"
@@ -102,25 +103,11 @@ class SizeResult:
 
 
 def ensure_database(server: Server, name: str, *, fresh: bool) -> str:
-    import psycopg2
-    from psycopg2 import sql
-
-    require_api_database(name)
     connection = connect_maintenance(server)
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-            exists = cursor.fetchone() is not None
-            if exists and not fresh:
-                return "reused"
-            if exists:
-                cursor.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    except psycopg2.Error as exc:
-        raise BenchError(f"could not create database {name}: {str(exc).strip()}") from exc
+        return pages_ensure_database(connection, name, fresh=fresh, guard=require_api_database)
     finally:
         connection.close()
-    return "dropped and re-created" if exists else "created"
 
 
 def run_size(server: Server, size: int, args: argparse.Namespace) -> SizeResult:

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -226,11 +226,15 @@ def connect_maintenance(server: Server) -> Any:
     )
 
 
-def ensure_database(connection: Any, name: str, *, fresh: bool) -> str:
+def ensure_database(
+    connection: Any, name: str, *, fresh: bool, guard: Callable[[str], None] = require_bench_database
+) -> str:
+    """Create database `name` (drop it first with `fresh`) through the maintenance `connection`, after `guard` has
+    refused any name the calling benchmark must not touch. Returns what was done."""
     import psycopg2
     from psycopg2 import sql
 
-    require_bench_database(name)
+    guard(name)
     identifier = sql.Identifier(name)
     try:
         with connection.cursor() as cursor:
