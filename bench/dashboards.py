@@ -126,10 +126,11 @@ def seed_clocks(outcomes: int) -> None:
                     RETURNING id, ticket_id, target_id, state, started_at, finished_at, target_seconds
                 )
                 INSERT INTO sla_clockoutcome (clock_id, met, business_seconds_used, target_seconds, team_id, priority,
-                                              category_id, policy_id, finished_at, is_after_reopen, metric, started_at)
+                                              category_id, policy_id, finished_at, is_after_reopen, metric, started_at,
+                                              ticket_type)
                 SELECT c.id, c.state = 'met', extract(epoch FROM c.finished_at - c.started_at)::int,
                        c.target_seconds, k.team_id, k.priority, k.category_id, %(policy)s, c.finished_at, false,
-                       t.metric, c.started_at
+                       t.metric, c.started_at, k.type
                 FROM clocks c JOIN tickets_ticket k ON k.id = c.ticket_id JOIN sla_slatarget t ON t.id = c.target_id
                 """,
                 {

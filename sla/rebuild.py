@@ -194,6 +194,7 @@ def _rebuild_batch(
                     priority=clock.ticket.priority,
                     category_id=clock.ticket.category_id,
                     policy_id=clock.target.policy_id,
+                    ticket_type=clock.ticket.type,
                     **expected,
                 )
             )

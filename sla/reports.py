@@ -20,7 +20,7 @@ The period is `[start, end)` in UTC, built from local dates in the viewer's zone
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -44,6 +44,13 @@ AGE_BUCKETS: tuple[tuple[str, int], ...] = (
 )
 OPEN_STATE_ORDER: tuple[str, ...] = tuple(s for s in TicketState.values if s in OPEN_STATES)
 CSV_CHUNK_ROWS = 2000
+# Sort memory for a report's statements (see `report_transaction`): a quarter's outcomes sort in about 20 MB.
+REPORT_WORK_MEM = "64MB"
+# Instants are counted per quarter hour of UTC first and the quarter hours then put into local days and hours: every
+# zone's offset since 2000 is a whole number of quarter hours (India +5:30, Nepal +5:45, Chatham +12:45), so a quarter
+# hour of UTC never straddles a local day or hour, and converting a few thousand quarter hours is far cheaper than
+# converting every row (`_quarter_hours_align`; a zone that would not align is converted row by row).
+QUARTER_HOUR = "date_bin('15 minutes', {column}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
 
 
 @dataclass(frozen=True)
@@ -109,18 +116,16 @@ def _outcome_conditions(q: ReportQuery) -> _Sql:
     if q.policy_id is not None:
         sql.add("o.policy_id = %s", q.policy_id)
     if q.ticket_type is not None:
-        sql.add("k.type = %s", q.ticket_type)
+        sql.add("o.ticket_type = %s", q.ticket_type)
     return sql
 
 
 def _outcome_from(q: ReportQuery, *, with_ticket: bool = False) -> str:
     """The outcomes with their category (for confidentiality). The outcome carries its metric, start, team, priority,
-    category and policy, so the clock (and through it the ticket) is joined only when the ticket's type is filtered on
-    or its number is wanted (the CSV)."""
+    category, policy and ticket type, so the clock (and through it the ticket) is joined only when the ticket's number
+    is wanted (the CSV)."""
     ticket_join = (
-        " JOIN sla_clock c ON c.id = o.clock_id JOIN tickets_ticket k ON k.id = c.ticket_id"
-        if with_ticket or q.ticket_type is not None
-        else ""
+        " JOIN sla_clock c ON c.id = o.clock_id JOIN tickets_ticket k ON k.id = c.ticket_id" if with_ticket else ""
     )
     return "sla_clockoutcome o JOIN tickets_category cat ON cat.id = o.category_id" + ticket_join
 
@@ -153,12 +158,14 @@ def _ticket_conditions(q: ReportQuery, *, team_column: str = "k.team_id", policy
 
 @contextmanager
 def report_transaction() -> Iterator[None]:
-    """Run a view's statements in one transaction with Postgres's JIT off. These statements are estimated as costly
-    at a million rows, so Postgres would JIT-compile each one, which costs more (150–200 ms a statement, measured
-    by bench/dashboards.py) than running them; `SET LOCAL` ends with the transaction."""
+    """Run a view's statements in one transaction with Postgres's JIT off and room to sort in memory. These
+    statements are estimated as costly at a million rows, so Postgres would JIT-compile each one, which costs more
+    (150–200 ms a statement, measured by bench/dashboards.py) than running them; and the percentiles sort every
+    outcome of the period, which spills to disk under the default 4 MB `work_mem`. Both settings end with the
+    transaction (`set_config(..., true)` is `SET LOCAL`), in one statement."""
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL jit = off")
+            cursor.execute("SELECT set_config('jit', 'off', true), set_config('work_mem', %s, true)", [REPORT_WORK_MEM])
         yield
 
 
@@ -226,17 +233,23 @@ _GROUP_COLUMNS: dict[str, tuple[str, str, str]] = {
     "week": ("date_trunc('week', o.finished_at AT TIME ZONE %s)::date", "NULL::text", ""),
 }
 
-_FIGURES_SELECT = """
-    count(*) FILTER (WHERE metric = 'first_response'),
-    count(*) FILTER (WHERE metric = 'first_response' AND met),
-    count(*) FILTER (WHERE metric = 'resolution'),
-    count(*) FILTER (WHERE metric = 'resolution' AND met),
-    count(*) FILTER (WHERE NOT met),
+_COUNTS_SELECT = """
+    count(*) FILTER (WHERE metric = 'first_response') AS c0,
+    count(*) FILTER (WHERE metric = 'first_response' AND met) AS c1,
+    count(*) FILTER (WHERE metric = 'resolution') AS c2,
+    count(*) FILTER (WHERE metric = 'resolution' AND met) AS c3,
+    count(*) FILTER (WHERE NOT met) AS c4
+"""
+
+_FIGURES_SELECT = (
+    _COUNTS_SELECT
+    + """,
     percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY business) FILTER (WHERE metric = 'first_response'),
     percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY wall) FILTER (WHERE metric = 'first_response'),
     percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY business) FILTER (WHERE metric = 'resolution'),
     percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY wall) FILTER (WHERE metric = 'resolution')
 """
+)
 
 
 def _pair(values: list[Any] | None) -> tuple[float | None, float | None]:
@@ -246,16 +259,29 @@ def _pair(values: list[Any] | None) -> tuple[float | None, float | None]:
     return round(float(values[0]), 1), round(float(values[1]), 1)
 
 
-def outcome_figure_sets(q: ReportQuery, group_bys: Sequence[str] = ()) -> dict[str | None, list[OutcomeFigures]]:
+# Wall-clock duration as a float: percentiles sort it, and sorting numeric (what `extract` gives) costs several times
+# more than sorting float8, which holds a microsecond duration of up to 285 years exactly.
+_WALL = "extract(epoch FROM o.finished_at - o.started_at)::float8 AS wall"
+
+
+def outcome_figure_sets(
+    q: ReportQuery, group_bys: Sequence[str] = (), *, group_percentiles: bool = True
+) -> dict[str | None, list[OutcomeFigures]]:
     """Finished-clock figures for the whole view (under None, one row) and per group for each of `group_bys`
-    (`GROUP_BYS`), in ONE statement: the outcomes are read and joined once and aggregated by `GROUPING SETS`.
-    Groups come ordered by key; days and weeks only where something finished (see `series_days`)."""
+    (`GROUP_BYS`), in ONE statement: the outcomes are read once and aggregated by `GROUPING SETS`. Groups come
+    ordered by key; days and weeks only where something finished (see `series_days`).
+
+    `group_percentiles=False` leaves the groups' percentiles None (the page shows percentiles for the whole view
+    only): the groups are then counted in one pass (per quarter hour for days and weeks) and only the whole view's
+    outcomes are sorted, instead of sorting every outcome four times per grouping."""
+    if group_bys and not group_percentiles:
+        return _group_counts_and_totals(q, group_bys)
     where = _outcome_conditions(q)
     columns = [
         "o.metric AS metric",
         "o.met AS met",
         "o.business_seconds_used AS business",
-        "extract(epoch FROM o.finished_at - o.started_at) AS wall",
+        _WALL,
     ]
     params: list[Any] = []
     joins = ""
@@ -273,6 +299,11 @@ def outcome_figure_sets(q: ReportQuery, group_bys: Sequence[str] = ()) -> dict[s
         f" FROM (SELECT {', '.join(columns)} FROM {_outcome_from(q)}{joins} WHERE {where.where}) AS outcomes"
         f" GROUP BY GROUPING SETS ({sets}) ORDER BY {', '.join(str(n) for n in range(1, 2 + 2 * len(group_bys)))}"
     )
+    return _figure_rows(group_bys, _fetch(statement, params + where.params))
+
+
+def _figure_rows(group_bys: Sequence[str], rows: list[tuple[Any, ...]]) -> dict[str | None, list[OutcomeFigures]]:
+    """Rows of (GROUPING mask, key and label per grouping, the five counts, the four percentile pairs) by grouping."""
     # GROUPING() has one bit per key, the first key the highest; a set leaves its own key's bit 0.
     everything = (1 << len(group_bys)) - 1
     set_of_mask: dict[int, str | None] = {everything: None}
@@ -280,7 +311,7 @@ def outcome_figure_sets(q: ReportQuery, group_bys: Sequence[str] = ()) -> dict[s
         set_of_mask[everything ^ (1 << (len(group_bys) - 1 - index))] = group_by
     found: dict[str | None, list[OutcomeFigures]] = {None: [], **{group_by: [] for group_by in group_bys}}
     offset = 1 + 2 * len(group_bys)
-    for row in _fetch(statement, params + where.params):
+    for row in rows:
         group = set_of_mask[row[0]]
         position = group_bys.index(group) if group is not None else None
         group_key = None if position is None else row[1 + 2 * position]
@@ -307,6 +338,75 @@ def outcome_figure_sets(q: ReportQuery, group_bys: Sequence[str] = ()) -> dict[s
             )
         )
     return found
+
+
+# group_by: (the key read from each outcome, the group's key from it ({g}), its label ({i} numbers the join), join)
+_COUNT_GROUP_COLUMNS: dict[str, tuple[str, str, str, str]] = {
+    "team": ("o.team_id", "{g}", "tm{i}.name", " LEFT JOIN security_team tm{i} ON tm{i}.id = {g}"),
+    "category": ("o.category_id", "{g}", "cat{i}.name", " LEFT JOIN tickets_category cat{i} ON cat{i}.id = {g}"),
+    "priority": ("o.priority", "{g}", "NULL::text", ""),
+    "policy": ("o.policy_id", "{g}", "p{i}.name", " LEFT JOIN sla_slapolicy p{i} ON p{i}.id = {g}"),
+    "day": (QUARTER_HOUR.format(column="o.finished_at"), "({g} AT TIME ZONE %s)::date", "NULL::text", ""),
+    "week": (
+        QUARTER_HOUR.format(column="o.finished_at"),
+        "date_trunc('week', {g} AT TIME ZONE %s)::date",
+        "NULL::text",
+        "",
+    ),
+}
+
+
+def _group_counts_and_totals(q: ReportQuery, group_bys: Sequence[str]) -> dict[str | None, list[OutcomeFigures]]:
+    """The groups' counts (outcomes read once, counted per raw key by GROUPING SETS, then the quarter hours summed
+    into local days or weeks and the labels joined on the few groups) and, in the same statement, the whole view's
+    counts and percentiles."""
+    where = _outcome_conditions(q)
+    aligned = _quarter_hours_align(q)
+    raw: list[str] = []
+    raw_params: list[Any] = []
+    outer: list[str] = []
+    outer_params: list[Any] = []
+    joins = ""
+    for index, group_by in enumerate(group_bys):
+        key, group_key, label, join = _COUNT_GROUP_COLUMNS[group_by]
+        if group_by in ("day", "week") and not aligned:
+            key, group_key = _GROUP_COLUMNS[group_by][0], "{g}"
+        raw.append(f"{key} AS r{index}")
+        raw_params += [q.zone_name] * key.count("%s")
+        outer += [f"{group_key.format(g=f'g.r{index}')} AS k{index}", f"{label.format(i=index)} AS l{index}"]
+        outer_params += [q.zone_name] * group_key.count("%s")
+        joins += join.format(i=index, g=f"g.r{index}")
+    keys = ", ".join(f"r{index}" for index in range(len(group_bys)))
+    sets = ", ".join(f"(r{index})" for index in range(len(group_bys)))
+    sums = ", ".join(f"sum(g.c{n})::bigint" for n in range(5))
+    positions = ", ".join(str(n) for n in range(1, 2 + 2 * len(group_bys)))
+    no_keys = "NULL, NULL, " * len(group_bys)
+    statement = (
+        f"SELECT g.mask, {', '.join(outer)}, {sums}, NULL::float8[], NULL::float8[], NULL::float8[], NULL::float8[]"
+        f" FROM (SELECT GROUPING({keys}) AS mask, {keys}, {_COUNTS_SELECT}"
+        f" FROM (SELECT {', '.join(raw)}, o.metric AS metric, o.met AS met FROM {_outcome_from(q)}"
+        f" WHERE {where.where}) AS s GROUP BY GROUPING SETS ({sets})) AS g{joins} GROUP BY {positions}"
+        f" UNION ALL SELECT {(1 << len(group_bys)) - 1}, {no_keys}{_FIGURES_SELECT}"
+        " FROM (SELECT o.metric AS metric, o.met AS met, o.business_seconds_used AS business,"
+        f" {_WALL} FROM {_outcome_from(q)} WHERE {where.where}) AS outcomes"
+        f" ORDER BY {positions}"
+    )
+    params = [*outer_params, *raw_params, *where.params, *where.params]
+    return _figure_rows(group_bys, _fetch(statement, params))
+
+
+def _quarter_hours_align(q: ReportQuery) -> bool:
+    """Whether the viewer's zone is a whole number of quarter hours off UTC on every day of the period, so that
+    counting per quarter hour of UTC (`QUARTER_HOUR`) and converting the quarter hours gives exact local days and
+    hours. True for every IANA zone since 2000 (tests/sla/test_reports.py); one offset per day, at most 731."""
+    day = q.first_day
+    while day <= q.last_day:
+        for moment in (time(0), time(12)):
+            offset = q.zone.utcoffset(datetime.combine(day, moment))
+            if offset is None or offset.total_seconds() % 900:
+                return False
+        day += timedelta(days=1)
+    return True
 
 
 def outcome_figures(q: ReportQuery, group_by: str | None = None) -> list[OutcomeFigures]:
@@ -442,6 +542,22 @@ class Flow:
 
 def flow(q: ReportQuery) -> Flow:
     where = _ticket_conditions(q)
+    zone = q.zone_name
+    if _quarter_hours_align(q):
+        # Count per quarter hour of UTC (a cheap bin of each index entry), then put the few thousand quarter hours
+        # into local days, weekdays and hours.
+        statement = (
+            f"WITH quarters AS (SELECT 'created' AS kind, {QUARTER_HOUR.format(column='k.created_at')} AS b,"
+            f" count(*) AS n FROM tickets_ticket k WHERE k.created_at >= %s AND k.created_at < %s AND {where.where}"
+            f" GROUP BY 2 UNION ALL SELECT 'resolved', {QUARTER_HOUR.format(column='k.resolved_at')}, count(*)"
+            f" FROM tickets_ticket k WHERE k.resolved_at >= %s AND k.resolved_at < %s AND {where.where} GROUP BY 2)"
+            " SELECT kind, (b AT TIME ZONE %s)::date, NULL::int, NULL::int, sum(n)::bigint FROM quarters GROUP BY 1, 2"
+            " UNION ALL SELECT kind, NULL, extract(isodow FROM b AT TIME ZONE %s)::int,"
+            " extract(hour FROM b AT TIME ZONE %s)::int, sum(n)::bigint FROM quarters WHERE kind = 'created'"
+            " GROUP BY 1, 3, 4"
+        )
+        params = [q.start, q.end, *where.params, q.start, q.end, *where.params, zone, zone, zone]
+        return _flow(q, _fetch(statement, params))
     statement = (
         "SELECT 'created', day, dow, hour, count(*) FROM ("
         " SELECT (k.created_at AT TIME ZONE %s)::date AS day,"
@@ -452,12 +568,16 @@ def flow(q: ReportQuery) -> Flow:
         " UNION ALL SELECT 'resolved', (k.resolved_at AT TIME ZONE %s)::date, NULL, NULL, count(*)"
         f" FROM tickets_ticket k WHERE k.resolved_at >= %s AND k.resolved_at < %s AND {where.where} GROUP BY 2"
     )
-    zone = q.zone_name
     params = [zone, zone, zone, q.start, q.end, *where.params, zone, q.start, q.end, *where.params]
+    return _flow(q, _fetch(statement, params))
+
+
+def _flow(q: ReportQuery, rows: list[tuple[Any, ...]]) -> Flow:
+    """Rows of (created | resolved, local day, or for arrivals weekday and hour, count) as the series."""
     created: dict[date, int] = {}
     resolved: dict[date, int] = {}
     arrivals: dict[tuple[int, int], int] = {}
-    for kind, day, dow, hour, count in _fetch(statement, params):
+    for kind, day, dow, hour, count in rows:
         if kind == "resolved":
             resolved[day] = count
         elif day is not None:
@@ -556,7 +676,7 @@ def outcome_rows(q: ReportQuery, chunk_rows: int = CSV_CHUNK_ROWS) -> Iterator[t
     cursor fetched `chunk_rows` at a time: memory stays constant whatever the count. Instants in the viewer's zone."""
     where = _outcome_conditions(q)
     statement = (
-        "SELECT o.id, k.number, k.type, o.metric, p.name, tm.name, cat.name, o.priority, o.met,"
+        "SELECT o.id, k.number, o.ticket_type, o.metric, p.name, tm.name, cat.name, o.priority, o.met,"
         " o.business_seconds_used, o.target_seconds, extract(epoch FROM o.finished_at - o.started_at)::bigint,"
         " to_char(o.started_at AT TIME ZONE %s, 'YYYY-MM-DD\"T\"HH24:MI:SS'),"
         " to_char(o.finished_at AT TIME ZONE %s, 'YYYY-MM-DD\"T\"HH24:MI:SS')"

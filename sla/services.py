@@ -569,6 +569,7 @@ def _finish(
         is_after_reopen=ClockEvent.objects.filter(clock=clock, kind=ClockEvent.Kind.REOPENED).exists(),
         metric=clock.target.metric,
         started_at=clock.started_at,
+        ticket_type=ticket.type,
     )
 
 

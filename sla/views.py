@@ -81,7 +81,7 @@ def _period_params(q: ReportQuery) -> dict[str, str]:
 
 
 def dashboard_context(q: ReportQuery) -> dict[str, Any]:
-    figure_sets = reports.outcome_figure_sets(q, [q.bucket, "team", "category"])
+    figure_sets = reports.outcome_figure_sets(q, [q.bucket, "team", "category"], group_percentiles=False)
     totals = figure_sets[None][0]
     trend = {row.key: row for row in figure_sets[q.bucket]}
     by_team = figure_sets["team"]

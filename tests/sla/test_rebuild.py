@@ -85,7 +85,7 @@ def test_dry_run_reports_tampered_figures_and_the_rebuild_repairs_them(ledger) -
     ClockOutcome.objects.create(
         clock=reopened_resolution, met=True, business_seconds_used=1, target_seconds=1, priority=3,
         category_id=reopened.category_id, policy_id=reopened_resolution.target.policy_id, finished_at=at(1),
-        metric="resolution", started_at=reopened_resolution.started_at,
+        metric="resolution", started_at=reopened_resolution.started_at, ticket_type=reopened.type,
     )  # fmt: skip
     tampered = stored()
 

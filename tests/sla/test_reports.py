@@ -192,3 +192,49 @@ def test_one_statement_for_several_groupings_gives_the_same_figures_as_one_each(
         alone = reports.outcome_figures(q, group_by)
         assert alone == together[group_by]
         assert sum(row.finished for row in alone) == together[None][0].finished == 7
+
+
+def test_the_page_counts_groups_without_their_percentiles_and_the_same_counts(desk, history) -> None:  # type: ignore[no-untyped-def]
+    q = report_query(desk.manager)
+    full = reports.outcome_figure_sets(q, ["day", "team", "category"])
+    page = reports.outcome_figure_sets(q, ["day", "team", "category"], group_percentiles=False)
+    assert page[None] == full[None]  # the whole view: counts and percentiles
+    for group_by in ("day", "team", "category"):
+        assert [(row.key, row.label, counts(row)) for row in page[group_by]] == [
+            (row.key, row.label, counts(row)) for row in full[group_by]
+        ]
+        assert all(set(times(row)) == {None} for row in page[group_by])
+
+
+@pytest.mark.parametrize(
+    "zone", ["Asia/Kolkata", "Asia/Kathmandu", "America/St_Johns", "Australia/Lord_Howe", "Pacific/Chatham"]
+)
+def test_quarter_hour_counting_matches_row_by_row_conversion_in_odd_zones(  # type: ignore[no-untyped-def]
+    desk, history, monkeypatch, zone
+) -> None:
+    desk.manager.time_zone = zone
+    desk.manager.save(update_fields=["time_zone"])
+    q = report_query(desk.manager)
+    assert reports._quarter_hours_align(q)
+    fast_flow = reports.flow(q)
+    fast = reports.outcome_figure_sets(q, ["day", "week", "team"], group_percentiles=False)
+    monkeypatch.setattr(reports, "_quarter_hours_align", lambda q: False)
+    assert reports.flow(q) == fast_flow
+    assert reports.outcome_figure_sets(q, ["day", "week", "team"], group_percentiles=False) == fast
+    assert sum(fast_flow.arrivals.values()) == sum(fast_flow.created)
+
+
+def test_every_zone_is_a_whole_number_of_quarter_hours_off_utc_since_2000() -> None:
+    """What counting per quarter hour of UTC relies on (sla.reports.QUARTER_HOUR): sampled four times a year."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo, available_timezones
+
+    odd = []
+    for name in sorted(available_timezones()):
+        zone = ZoneInfo(name)
+        for year in range(2000, 2038):
+            for month in (1, 4, 7, 10):
+                offset = zone.utcoffset(datetime(year, month, 1))
+                if offset is not None and offset.total_seconds() % 900:
+                    odd.append((name, year, month, offset))
+    assert odd == []
