@@ -9,7 +9,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
-from django.db.models.functions import Now
+from django.db.models.functions import Coalesce, Now
 
 
 def validate_time_zone(value: str) -> None:
@@ -371,14 +371,16 @@ class Clock(models.Model):
             models.Index(fields=("next_deadline_at",), condition=Q(state="running"), name="sla_clock_deadline_running"),
             models.Index(fields=("ticket", "state"), name="sla_clock_ticket_state"),
             models.Index(fields=("due_at", "id"), condition=Q(state="running"), name="sla_clock_due_running"),
-            # The dashboards (sla/reports.py): open clocks per ticket, and the breached list oldest breach first.
+            # The dashboards (sla/reports.py): open clocks per ticket, and the breached list longest overdue first
+            # (the order it is shown in, so the list reads the first rows of the index and stops).
             models.Index(
                 fields=("ticket",), condition=Q(state__in=("running", "paused")), name="sla_clock_open_ticket"
             ),
             models.Index(
-                fields=("breached_at", "id"),
-                condition=Q(state__in=("running", "paused"), breached_at__isnull=False),
-                name="sla_clock_open_breached",
+                Coalesce("breached_at", "due_at"),
+                "id",
+                condition=Q(state__in=("running", "paused")),
+                name="sla_clock_open_overdue",
             ),
         )
         constraints = (

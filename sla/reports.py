@@ -130,15 +130,26 @@ def _outcome_from(q: ReportQuery, *, with_ticket: bool = False) -> str:
     return "sla_clockoutcome o JOIN tickets_category cat ON cat.id = o.category_id" + ticket_join
 
 
-def _ticket_conditions(q: ReportQuery, *, team_column: str = "k.team_id", policy_column: str | None = None) -> _Sql:
-    """Tickets in the view (not the period: callers add their own instant column). Alias k ticket."""
+def _ticket_conditions(q: ReportQuery, *, clock_team: bool = False, policy_column: str | None = None) -> _Sql:
+    """Tickets in the view (not the period: callers add their own instant column). Alias k ticket.
+
+    `clock_team`: the team is the clock's (alias c) for an OLA clock, else the ticket's. Written as an OR rather than
+    `COALESCE(c.team_id, k.team_id)` so that Postgres can estimate it from each column's statistics: misjudging a
+    team's open clocks as a handful made it hash-join every open ticket instead of walking the ordered lists' index."""
     sql = _Sql()
+
+    def team_is(condition: str, value: Any) -> None:
+        if clock_team:
+            sql.add(f"(c.team_id {condition} OR (c.team_id IS NULL AND k.team_id {condition}))", value, value)
+        else:
+            sql.add(f"k.team_id {condition}", value)
+
     if q.scope_team_ids is not None:
-        sql.add(f"{team_column} = ANY(%s)", sorted(q.scope_team_ids))
+        team_is("= ANY(%s)", sorted(q.scope_team_ids))
     if not q.include_confidential:
         sql.add("NOT k.is_confidential")
     if q.team_id is not None:
-        sql.add(f"{team_column} = %s", q.team_id)
+        team_is("= %s", q.team_id)
     if q.category_id is not None:
         sql.add("k.category_id = %s", q.category_id)
     if q.priority is not None:
@@ -439,7 +450,7 @@ def _open_clock_conditions(q: ReportQuery) -> _Sql:
     # An OLA clock belongs to its team, an SLA clock to the ticket's; the policy is the clock's own.
     # Open clocks belong to open tickets (resolving finishes them, closing or cancelling cancels them); saying so lets
     # Postgres read the tickets from the small covering index of open tickets instead of the whole table.
-    sql = _ticket_conditions(q, team_column="COALESCE(c.team_id, k.team_id)", policy_column="t.policy_id")
+    sql = _ticket_conditions(q, clock_team=True, policy_column="t.policy_id")
     sql.conditions.insert(0, "c.state IN ('running', 'paused')")
     sql.conditions.insert(1, "k.state IN ('new', 'assigned', 'in_progress', 'pending')")
     return sql
@@ -466,13 +477,16 @@ class LiveFigures:
 def live_figures(q: ReportQuery) -> LiveFigures:
     """Tickets with at least one open clock at risk now / breached now (a ticket may count in both)."""
     where = _open_clock_conditions(q)
+    # The warning is looked up only for clocks that are not breached (CASE evaluates lazily): most open clocks of a
+    # large backlog are breached, and each lookup is an index probe.
     statement = (
-        "SELECT count(DISTINCT ticket_id) FILTER (WHERE is_warned AND NOT is_breached),"
+        "SELECT count(DISTINCT ticket_id) FILTER (WHERE is_at_risk),"
         " count(DISTINCT ticket_id) FILTER (WHERE is_breached)"
-        f" FROM (SELECT c.ticket_id, {_IS_BREACHED} AS is_breached, {_IS_WARNED} AS is_warned"
+        f" FROM (SELECT c.ticket_id, {_IS_BREACHED} AS is_breached,"
+        f" CASE WHEN {_IS_BREACHED} THEN false ELSE {_IS_WARNED} END AS is_at_risk"
         f" FROM {_OPEN_CLOCK_FROM} WHERE {where.where}) AS open_clocks"
     )
-    row = _fetch(statement, [q.now, AT_RISK_PERCENT, *where.params])[0]
+    row = _fetch(statement, [q.now, q.now, AT_RISK_PERCENT, *where.params])[0]
     return LiveFigures(at_risk_tickets=row[0], breached_tickets=row[1])
 
 
@@ -490,17 +504,37 @@ class ClockRow:
 
 
 def clock_lists(q: ReportQuery, limit: int = LIST_LIMIT) -> list[ClockRow]:
-    """The breached clocks (longest overdue first) and the at-risk clocks (soonest due first), `limit` each."""
+    """The breached clocks (longest overdue first) and the at-risk clocks (soonest due first), `limit` each.
+
+    Each list walks an ordered index and stops after `limit` rows, whatever the number of open clocks: the breached
+    list `sla_clock_open_overdue` (`COALESCE(breached_at, due_at), id` over open clocks); the at-risk list the
+    running clocks not yet due from `sla_clock_due_running` (`due_at, id`), merged with the other open clocks that are
+    not breached (paused ones, soonest due first and those without a due instant last)."""
     where = _open_clock_conditions(q)
-    columns = "k.number, k.title, tm.name, k.priority, t.metric, c.state, c.due_at, c.breached_at"
-    statement = (
-        f"(SELECT 'breached', {columns} FROM {_OPEN_CLOCK_FROM} WHERE {where.where} AND {_IS_BREACHED}"
-        " ORDER BY COALESCE(c.breached_at, c.due_at), c.id LIMIT %s)"
-        f" UNION ALL (SELECT 'at_risk', {columns} FROM {_OPEN_CLOCK_FROM} WHERE {where.where}"
-        f" AND NOT {_IS_BREACHED} AND {_IS_WARNED} ORDER BY c.due_at NULLS LAST, c.id LIMIT %s)"
+    columns = (
+        "k.number AS number, k.title AS title, tm.name AS team, k.priority AS priority, t.metric AS metric,"
+        " c.state AS state, c.due_at AS due_at, c.breached_at AS breached_at"
     )
-    params = [*where.params, q.now, limit, *where.params, q.now, AT_RISK_PERCENT, limit]
-    return [ClockRow(*row) for row in _fetch(statement, params)]
+    from_where = f"FROM {_OPEN_CLOCK_FROM} WHERE {where.where}"
+    statement = (
+        "SELECT list, number, title, team, priority, metric, state, due_at, breached_at FROM ("
+        f"(SELECT 'breached' AS list, COALESCE(c.breached_at, c.due_at) AS o1, c.id AS o2, {columns} {from_where}"
+        f" AND {_IS_BREACHED} ORDER BY COALESCE(c.breached_at, c.due_at), c.id LIMIT %s)"
+        f" UNION ALL (SELECT 'at_risk', c.due_at, c.id, {columns} {from_where} AND c.state = 'running'"
+        f" AND c.breached_at IS NULL AND c.due_at > %s AND {_IS_WARNED} ORDER BY c.due_at, c.id LIMIT %s)"
+        f" UNION ALL (SELECT 'at_risk', c.due_at, c.id, {columns} {from_where}"
+        " AND (c.state <> 'running' OR c.due_at IS NULL) AND c.breached_at IS NULL"
+        f" AND {_IS_WARNED} ORDER BY c.due_at NULLS LAST, c.id LIMIT %s)"
+        ") AS lists ORDER BY list DESC, o1 NULLS LAST, o2"
+    )
+    params = [
+        *where.params, q.now, limit,
+        *where.params, q.now, AT_RISK_PERCENT, limit,
+        *where.params, AT_RISK_PERCENT, limit,
+    ]  # fmt: skip
+    rows = [ClockRow(*row) for row in _fetch(statement, params)]
+    breached = [row for row in rows if row.list == "breached"]
+    return breached + [row for row in rows if row.list == "at_risk"][:limit]
 
 
 # --- tickets ---------------------------------------------------------------------------------------------------------

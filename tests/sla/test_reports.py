@@ -7,7 +7,7 @@ import pytest
 from sla import reports
 from sla.forms import DashboardFilterForm
 from sla.reports import OutcomeFigures
-from tests.sla.dashboard_data import NOW, PERIOD, at, build_history
+from tests.sla.dashboard_data import HOUR, NOW, PERIOD, at, build_history
 
 pytestmark = pytest.mark.django_db
 
@@ -238,3 +238,49 @@ def test_every_zone_is_a_whole_number_of_quarter_hours_off_utc_since_2000() -> N
                 if offset is not None and offset.total_seconds() % 900:
                     odd.append((name, year, month, offset))
     assert odd == []
+
+
+def test_lists_are_the_first_rows_of_every_open_clock_in_order_whatever_the_limit(desk, history) -> None:  # type: ignore[no-untyped-def]
+    """The lists read ordered indexes in three parts (breached; running not yet due; paused or without a due
+    instant) and merge them: against the definition over every open clock, for each limit."""
+    from sla.models import Clock, ClockEvent
+
+    t5, t6 = history.tickets["T5"], history.tickets["T6"]
+    target = history.policy.targets.get(metric="resolution")
+    # OLA-like extra clocks on the open tickets, one per team (the open-clock constraint is per ticket, target, team)
+    shapes = [
+        ("running", at(2, 14), None, True),  # due later than T5's resolution, warned: at risk
+        ("running", at(2, 12.25), None, True),  # due sooner: first at risk
+        ("running", at(2, 11), None, False),  # past due, timer not fired yet: breached
+        ("paused", at(2, 13), None, True),  # paused with a due instant: among the at-risk by its due instant
+        ("paused", None, None, True),  # paused without one: last
+        ("paused", None, at(1, 20), False),  # breached, then paused: still breached
+    ]
+    for index, (state, due_at, breached_at, warned) in enumerate(shapes):
+        clock = Clock.objects.create(
+            ticket=t5 if index % 2 else t6, target=target, team=[desk.desktop, desk.network, desk.security][index % 3],
+            state=state, started_at=at(2, 8), target_seconds=4 * HOUR, due_at=due_at, breached_at=breached_at,
+        )  # fmt: skip
+        if warned:
+            ClockEvent.objects.create(clock=clock, kind="warned", at=at(2, 11), threshold=75)
+    q = report_query(desk.manager)
+    open_clocks = list(Clock.objects.filter(state__in=("running", "paused")).select_related("ticket"))
+
+    def is_breached(clock: Clock) -> bool:
+        return clock.breached_at is not None or (clock.state == "running" and clock.due_at <= NOW)
+
+    warned = set(ClockEvent.objects.filter(kind="warned", threshold__gte=75).values_list("clock_id", flat=True))
+    breached = sorted(
+        (clock for clock in open_clocks if is_breached(clock)), key=lambda c: (c.breached_at or c.due_at, c.pk)
+    )
+    at_risk = sorted(
+        (clock for clock in open_clocks if not is_breached(clock) and clock.pk in warned),
+        key=lambda c: (c.due_at is None, c.due_at or NOW, c.pk),
+    )
+    assert (len(breached), len(at_risk)) == (4, 5)
+    for limit in range(1, 7):
+        rows = [(row.list, row.number, row.due_at, row.breached_at) for row in reports.clock_lists(q, limit=limit)]
+        assert rows == [
+            *(("breached", c.ticket.number, c.due_at, c.breached_at) for c in breached[:limit]),
+            *(("at_risk", c.ticket.number, c.due_at, c.breached_at) for c in at_risk[:limit]),
+        ]
