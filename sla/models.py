@@ -371,6 +371,7 @@ class Clock(models.Model):
             models.Index(fields=("next_deadline_at",), condition=Q(state="running"), name="sla_clock_deadline_running"),
             models.Index(fields=("ticket", "state"), name="sla_clock_ticket_state"),
             models.Index(fields=("due_at", "id"), condition=Q(state="running"), name="sla_clock_due_running"),
+            models.Index(fields=("due_at", "id"), condition=Q(state="paused"), name="sla_clock_due_paused"),
             # The dashboards (sla/reports.py): open clocks per ticket, and the breached list longest overdue first
             # (the order it is shown in, so the list reads the first rows of the index and stops).
             models.Index(

@@ -270,9 +270,9 @@ def _pair(values: list[Any] | None) -> tuple[float | None, float | None]:
     return round(float(values[0]), 1), round(float(values[1]), 1)
 
 
-# Wall-clock duration as a float: percentiles sort it, and sorting numeric (what `extract` gives) costs several times
-# more than sorting float8, which holds a microsecond duration of up to 285 years exactly.
-_WALL = "extract(epoch FROM o.finished_at - o.started_at)::float8 AS wall"
+# Wall-clock duration as a float: percentiles sort it, and computing and sorting numeric (what `extract` gives)
+# costs more than float8 (`date_part`), which holds a microsecond duration of up to 285 years exactly.
+_WALL = "date_part('epoch', o.finished_at - o.started_at) AS wall"
 
 
 def outcome_figure_sets(
@@ -507,9 +507,9 @@ def clock_lists(q: ReportQuery, limit: int = LIST_LIMIT) -> list[ClockRow]:
     """The breached clocks (longest overdue first) and the at-risk clocks (soonest due first), `limit` each.
 
     Each list walks an ordered index and stops after `limit` rows, whatever the number of open clocks: the breached
-    list `sla_clock_open_overdue` (`COALESCE(breached_at, due_at), id` over open clocks); the at-risk list the
-    running clocks not yet due from `sla_clock_due_running` (`due_at, id`), merged with the other open clocks that are
-    not breached (paused ones, soonest due first and those without a due instant last)."""
+    list `sla_clock_open_overdue` (`COALESCE(breached_at, due_at), id` over open clocks); the at-risk list merges the
+    running clocks not yet due and those without a due instant, from `sla_clock_due_running` (`due_at, id`), with
+    the paused clocks from `sla_clock_due_paused` (soonest due first, those without a due instant last)."""
     where = _open_clock_conditions(q)
     columns = (
         "k.number AS number, k.title AS title, tm.name AS team, k.priority AS priority, t.metric AS metric,"
@@ -522,14 +522,16 @@ def clock_lists(q: ReportQuery, limit: int = LIST_LIMIT) -> list[ClockRow]:
         f" AND {_IS_BREACHED} ORDER BY COALESCE(c.breached_at, c.due_at), c.id LIMIT %s)"
         f" UNION ALL (SELECT 'at_risk', c.due_at, c.id, {columns} {from_where} AND c.state = 'running'"
         f" AND c.breached_at IS NULL AND c.due_at > %s AND {_IS_WARNED} ORDER BY c.due_at, c.id LIMIT %s)"
-        f" UNION ALL (SELECT 'at_risk', c.due_at, c.id, {columns} {from_where}"
-        " AND (c.state <> 'running' OR c.due_at IS NULL) AND c.breached_at IS NULL"
-        f" AND {_IS_WARNED} ORDER BY c.due_at NULLS LAST, c.id LIMIT %s)"
+        f" UNION ALL (SELECT 'at_risk', c.due_at, c.id, {columns} {from_where} AND c.state = 'running'"
+        f" AND c.breached_at IS NULL AND c.due_at IS NULL AND {_IS_WARNED} ORDER BY c.id LIMIT %s)"
+        f" UNION ALL (SELECT 'at_risk', c.due_at, c.id, {columns} {from_where} AND c.state = 'paused'"
+        f" AND c.breached_at IS NULL AND {_IS_WARNED} ORDER BY c.due_at NULLS LAST, c.id LIMIT %s)"
         ") AS lists ORDER BY list DESC, o1 NULLS LAST, o2"
     )
     params = [
         *where.params, q.now, limit,
         *where.params, q.now, AT_RISK_PERCENT, limit,
+        *where.params, AT_RISK_PERCENT, limit,
         *where.params, AT_RISK_PERCENT, limit,
     ]  # fmt: skip
     rows = [ClockRow(*row) for row in _fetch(statement, params)]
@@ -551,69 +553,91 @@ class Satisfaction:
         return percent(self.rated, self.resolved)
 
 
-def satisfaction(q: ReportQuery) -> Satisfaction:
-    """CSAT over the tickets resolved in the period: the average score of their ratings and the share rated."""
+def _resolved_rows(q: ReportQuery) -> tuple[str, list[Any]]:
+    """FROM and WHERE of the tickets resolved in the period with their rating (one at most): the rows behind the
+    resolved series and CSAT, for both `satisfaction` and `flow`."""
     where = _ticket_conditions(q)
-    statement = (
-        "SELECT count(*), count(r.id), avg(r.score) FROM tickets_ticket k"
-        " LEFT JOIN tickets_satisfactionrating r ON r.ticket_id = k.id"
-        f" WHERE k.resolved_at >= %s AND k.resolved_at < %s AND {where.where}"
+    return (
+        "FROM tickets_ticket k LEFT JOIN tickets_satisfactionrating r ON r.ticket_id = k.id"
+        f" WHERE k.resolved_at >= %s AND k.resolved_at < %s AND {where.where}",
+        [q.start, q.end, *where.params],
     )
-    resolved, rated, average = _fetch(statement, [q.start, q.end, *where.params])[0]
-    return Satisfaction(resolved=resolved, rated=rated, average=None if average is None else round(float(average), 2))
+
+
+def _satisfaction(resolved: int, rated: int, score_sum: int | None) -> Satisfaction:
+    average = None if not rated or score_sum is None else round(score_sum / rated, 2)
+    return Satisfaction(resolved=resolved, rated=rated, average=average)
+
+
+def satisfaction(q: ReportQuery) -> Satisfaction:
+    """CSAT over the tickets resolved in the period: the average score of their ratings and the share rated. (The
+    page takes it from `flow`, which reads the same rows.)"""
+    rows, params = _resolved_rows(q)
+    resolved, rated, score_sum = _fetch(f"SELECT count(*), count(r.id), sum(r.score) {rows}", params)[0]
+    return _satisfaction(resolved, rated, score_sum)
 
 
 @dataclass(frozen=True)
 class Flow:
-    """Created and resolved per local day (every day of the period, zeros included) and arrivals by ISO weekday
-    (1 Monday … 7 Sunday) and local hour."""
+    """Created and resolved per local day (every day of the period, zeros included), arrivals by ISO weekday
+    (1 Monday … 7 Sunday) and local hour, and CSAT over the resolved tickets (as `satisfaction`)."""
 
     days: list[date]
     created: list[int]
     resolved: list[int]
     arrivals: dict[tuple[int, int], int]
+    satisfaction: Satisfaction
 
 
 def flow(q: ReportQuery) -> Flow:
     where = _ticket_conditions(q)
+    resolved_rows, resolved_params = _resolved_rows(q)
     zone = q.zone_name
     if _quarter_hours_align(q):
         # Count per quarter hour of UTC (a cheap bin of each index entry), then put the few thousand quarter hours
         # into local days, weekdays and hours.
         statement = (
             f"WITH quarters AS (SELECT 'created' AS kind, {QUARTER_HOUR.format(column='k.created_at')} AS b,"
-            f" count(*) AS n FROM tickets_ticket k WHERE k.created_at >= %s AND k.created_at < %s AND {where.where}"
-            f" GROUP BY 2 UNION ALL SELECT 'resolved', {QUARTER_HOUR.format(column='k.resolved_at')}, count(*)"
-            f" FROM tickets_ticket k WHERE k.resolved_at >= %s AND k.resolved_at < %s AND {where.where} GROUP BY 2)"
-            " SELECT kind, (b AT TIME ZONE %s)::date, NULL::int, NULL::int, sum(n)::bigint FROM quarters GROUP BY 1, 2"
+            " count(*) AS n, 0::bigint AS rated, 0::bigint AS score FROM tickets_ticket k"
+            f" WHERE k.created_at >= %s AND k.created_at < %s AND {where.where} GROUP BY 2"
+            f" UNION ALL SELECT 'resolved', {QUARTER_HOUR.format(column='k.resolved_at')}, count(*), count(r.id),"
+            f" sum(r.score) {resolved_rows} GROUP BY 2)"
+            " SELECT kind, (b AT TIME ZONE %s)::date, NULL::int, NULL::int, sum(n)::bigint, sum(rated)::bigint,"
+            " sum(score)::bigint FROM quarters GROUP BY 1, 2"
             " UNION ALL SELECT kind, NULL, extract(isodow FROM b AT TIME ZONE %s)::int,"
-            " extract(hour FROM b AT TIME ZONE %s)::int, sum(n)::bigint FROM quarters WHERE kind = 'created'"
+            " extract(hour FROM b AT TIME ZONE %s)::int, sum(n)::bigint, 0, 0 FROM quarters WHERE kind = 'created'"
             " GROUP BY 1, 3, 4"
         )
-        params = [q.start, q.end, *where.params, q.start, q.end, *where.params, zone, zone, zone]
+        params = [q.start, q.end, *where.params, *resolved_params, zone, zone, zone]
         return _flow(q, _fetch(statement, params))
     statement = (
-        "SELECT 'created', day, dow, hour, count(*) FROM ("
+        "SELECT 'created', day, dow, hour, count(*), 0, 0 FROM ("
         " SELECT (k.created_at AT TIME ZONE %s)::date AS day,"
         " extract(isodow FROM k.created_at AT TIME ZONE %s)::int AS dow,"
         " extract(hour FROM k.created_at AT TIME ZONE %s)::int AS hour"
         f" FROM tickets_ticket k WHERE k.created_at >= %s AND k.created_at < %s AND {where.where}"
         ") AS arrivals GROUP BY GROUPING SETS ((day), (dow, hour))"
-        " UNION ALL SELECT 'resolved', (k.resolved_at AT TIME ZONE %s)::date, NULL, NULL, count(*)"
-        f" FROM tickets_ticket k WHERE k.resolved_at >= %s AND k.resolved_at < %s AND {where.where} GROUP BY 2"
+        " UNION ALL SELECT 'resolved', (k.resolved_at AT TIME ZONE %s)::date, NULL, NULL, count(*), count(r.id),"
+        f" sum(r.score) {resolved_rows} GROUP BY 2"
     )
-    params = [zone, zone, zone, q.start, q.end, *where.params, zone, q.start, q.end, *where.params]
+    params = [zone, zone, zone, q.start, q.end, *where.params, zone, *resolved_params]
     return _flow(q, _fetch(statement, params))
 
 
 def _flow(q: ReportQuery, rows: list[tuple[Any, ...]]) -> Flow:
-    """Rows of (created | resolved, local day, or for arrivals weekday and hour, count) as the series."""
+    """Rows of (created | resolved, local day, or for arrivals weekday and hour, count, rated, score sum) as the
+    series."""
     created: dict[date, int] = {}
     resolved: dict[date, int] = {}
     arrivals: dict[tuple[int, int], int] = {}
-    for kind, day, dow, hour, count in rows:
+    rated = 0
+    score_sum: int | None = None
+    for kind, day, dow, hour, count, day_rated, day_score in rows:
         if kind == "resolved":
             resolved[day] = count
+            rated += day_rated
+            if day_score is not None:
+                score_sum = (score_sum or 0) + day_score
         elif day is not None:
             created[day] = count
         else:
@@ -624,6 +648,7 @@ def _flow(q: ReportQuery, rows: list[tuple[Any, ...]]) -> Flow:
         created=[created.get(day, 0) for day in days],
         resolved=[resolved.get(day, 0) for day in days],
         arrivals=arrivals,
+        satisfaction=_satisfaction(sum(resolved.values()), rated, score_sum),
     )
 
 

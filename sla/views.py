@@ -88,8 +88,8 @@ def dashboard_context(q: ReportQuery) -> dict[str, Any]:
     by_category = figure_sets["category"]
     live = reports.live_figures(q)
     lists = reports.clock_lists(q)
-    csat = reports.satisfaction(q)
     flow = reports.flow(q)
+    csat = flow.satisfaction
     backlog = reports.backlog(q)
 
     buckets = reports.series_days(q.first_day, q.last_day, q.bucket)
