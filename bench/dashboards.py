@@ -12,7 +12,7 @@ changes the name, which must start with `itsm_dash_bench`). Data:
    first-response and one finished resolution clock each with their `ClockOutcome` until there are `--outcomes`
    outcomes (one server-side `INSERT … SELECT` per 100k tickets, no round trip per row: met or breached from random
    durations); every open ticket gets a running resolution clock (`due_at`, `breached_at` once past, a warned-75
-   `ClockEvent` once past 75 %). Then VACUUM ANALYZE.
+   `ClockEvent` once past 75 %); each ticket with a clock lists the policy in `sla_policy_ids`. Then VACUUM ANALYZE.
 3. Timing, in this process through Django's test client (the whole request: middleware, session, every statement,
    template), `settings.DEBUG = False`: `--warmup` untimed then `--requests` timed requests per view; p50/p95 and the
    exact query count of each.
@@ -172,6 +172,15 @@ def seed_clocks(outcomes: int) -> None:
             """
         )
         say(f"warned-75 events added: {cursor.rowcount:,}")
+        # What the SLA engine's note_ticket_policy does when it opens a clock (the policy filter reads it).
+        cursor.execute(
+            """
+            UPDATE tickets_ticket k SET sla_policy_ids = ARRAY[%(policy)s]::bigint[]
+            WHERE k.sla_policy_ids = '{}' AND EXISTS (SELECT 1 FROM sla_clock c WHERE c.ticket_id = k.id)
+            """,
+            {"policy": policy.pk},
+        )
+        say(f"tickets marked with the policy: {cursor.rowcount:,}")
         cursor.execute("VACUUM ANALYZE")
     del created
 

@@ -110,6 +110,7 @@ def clock_start_retroactive(
         started_at=result.start,
         target_seconds=target.seconds_for(ticket.priority),
     )
+    services.note_ticket_policy(ticket.pk, target.policy_id)
     ClockSegment.objects.bulk_create(
         ClockSegment(clock=clock, kind=segment.kind, start=segment.start, end=segment.end)
         for segment in result.segments

@@ -18,7 +18,7 @@ from django.utils import timezone
 from sla import escalation
 from sla import state as clock_state
 from sla.models import Clock, ClockEvent, ClockOutcome, ClockSegment
-from sla.services import _Calendars, _plan_timer, _thresholds
+from sla.services import _Calendars, _plan_timer, _thresholds, note_ticket_policy
 
 REBUILD_BATCH_SIZE = 500
 CLOCK_FIELDS = ("state", "next_deadline_at", "due_at", "breached_at")
@@ -168,7 +168,14 @@ def _rebuild_batch(
     to_delete: list[int] = []
     to_update: list[ClockOutcome] = []
     outcome_fields: set[str] = set()
+    missing_policies: set[tuple[int, int]] = set()
     for clock in batch:
+        policy_id = clock.target.policy_id
+        if policy_id not in clock.ticket.sla_policy_ids and (clock.ticket_id, policy_id) not in missing_policies:
+            missing_policies.add((clock.ticket_id, policy_id))
+            report.differences.append(
+                Difference(clock.pk, "ticket.sla_policy_ids", clock.ticket.sla_policy_ids, policy_id)
+            )
         values, expected = _rebuilt(
             clock, ledgers[clock.pk], fired[clock.pk], calendars, now, levels.get(clock.target_id, [])
         )
@@ -210,6 +217,8 @@ def _rebuild_batch(
                 outcome_fields.update(fields)
     if dry_run:
         return
+    for ticket_id, policy_id in sorted(missing_policies):  # a repair: one UPDATE per ticket missing a policy
+        note_ticket_policy(ticket_id, policy_id)
     if to_delete:
         ClockOutcome.objects.filter(pk__in=to_delete).delete()
     if to_create:

@@ -159,11 +159,9 @@ def _ticket_conditions(q: ReportQuery, *, clock_team: bool = False, policy_colum
     if q.policy_id is not None and policy_column is not None:
         sql.add(f"{policy_column} = %s", q.policy_id)
     elif q.policy_id is not None:
-        sql.add(
-            "EXISTS (SELECT 1 FROM sla_clock pc JOIN sla_slatarget pt ON pt.id = pc.target_id"
-            " WHERE pc.ticket_id = k.id AND pt.policy_id = %s)",
-            q.policy_id,
-        )
+        # "has a clock of this policy": the SLA engine records each policy it opens a clock of on the ticket, and the
+        # report indexes carry that list, so this is a check of the index entry, not a probe of the ticket's clocks.
+        sql.add("k.sla_policy_ids @> ARRAY[%s]::bigint[]", q.policy_id)
     return sql
 
 

@@ -8,9 +8,10 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
-from django.db.models import DateTimeField, F, Q, Value
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models import DateTimeField, F, Func, Q, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -437,6 +438,25 @@ def starts_in(target: SlaTarget, ticket_state: str) -> bool:
     return ticket_state in target.start_states
 
 
+def note_ticket_policy(ticket_id: int, policy_id: int) -> bool:
+    """Record on the ticket that a clock of `policy_id` was opened on it (`Ticket.sla_policy_ids`, what the
+    dashboards' policy filter reads for ticket figures). One UPDATE, a no-op when the policy is already there; every
+    place that opens a clock calls it. Returns whether the ticket changed."""
+    changed = (
+        Ticket.objects.filter(pk=ticket_id)
+        .exclude(sla_policy_ids__contains=[policy_id])
+        .update(
+            sla_policy_ids=Func(
+                F("sla_policy_ids"),
+                Value(policy_id),
+                function="array_append",
+                output_field=ArrayField(models.BigIntegerField()),
+            )
+        )
+    )
+    return changed > 0
+
+
 def clock_open(
     *,
     ticket: Ticket,
@@ -459,6 +479,7 @@ def clock_open(
         started_at=at,
         target_seconds=target_seconds,
     )
+    note_ticket_policy(ticket.pk, target.policy_id)
     kind = ClockSegment.Kind.PAUSED if paused else ClockSegment.Kind.RUNNING
     ClockSegment.objects.create(clock=clock, kind=kind, start=at)
     _set_deadlines(clock, calendars, at)

@@ -3,10 +3,11 @@
 from typing import ClassVar
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
 from django.utils import timezone
 
 from tickets.state import Level, PendingReason, Priority, TicketState, TicketType
@@ -69,7 +70,7 @@ class PriorityMatrixEntry(models.Model):
 
 
 # The columns the SLA dashboards filter tickets on (sla/reports.py `_ticket_conditions`).
-REPORT_COLUMNS = ("id", "team", "category", "priority", "type", "is_confidential")
+REPORT_COLUMNS = ("id", "team", "category", "priority", "type", "is_confidential", "sla_policy_ids")
 
 
 class Ticket(models.Model):
@@ -97,6 +98,16 @@ class Ticket(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # The SLA policies that have (or had) a clock on this ticket, written by the SLA engine when it opens a clock
+    # (sla.services.note_ticket_policy; repaired by `manage.py sla_rebuild`): the dashboards' policy filter reads it
+    # from the covering report indexes instead of probing the clocks of every ticket of the period.
+    sla_policy_ids = ArrayField(
+        models.BigIntegerField(),
+        default=list,
+        db_default=Value([], output_field=ArrayField(models.BigIntegerField())),  # for COPY and raw inserts too
+        blank=True,
+        editable=False,
+    )
     closed_at = models.DateTimeField(null=True, blank=True)
     # Bumped by every change; pages send it back so a stale edit is refused instead of overwriting (issue #4).
     version = models.PositiveIntegerField(default=1)

@@ -148,3 +148,23 @@ def test_a_rebuild_batch_costs_the_same_queries_whatever_its_size(desk, tickets,
     with django_assert_num_queries(9):
         report = clocks_rebuild(dry_run=True, now=NOW)
     assert (report.clocks, report.differences) == (2 * tickets, [])
+
+
+def test_rebuild_restores_the_policies_a_ticket_had_clocks_of(ledger) -> None:  # type: ignore[no-untyped-def]
+    """`Ticket.sla_policy_ids` (the dashboards' policy filter) is derived from the clocks: a lost entry is reported
+    by a dry run and restored by a run, once per ticket and policy."""
+    from tickets.models import Ticket
+
+    running, late, _reopened = ledger
+    before = {ticket.pk: ticket.sla_policy_ids for ticket in Ticket.objects.all()}
+    assert all(before.values())
+    Ticket.objects.filter(pk__in=[running.pk, late.pk]).update(sla_policy_ids=[])
+    out = StringIO()
+    with time_machine.travel(NOW, tick=False):
+        call_command("sla_rebuild", "--dry-run", "--no-progress", stdout=out)
+    policy_lines = [line for line in out.getvalue().splitlines() if "ticket.sla_policy_ids" in line]
+    assert len(policy_lines) == 2  # one per ticket (each has two clocks of the same policy)
+    assert Ticket.objects.get(pk=running.pk).sla_policy_ids == []
+    with time_machine.travel(NOW, tick=False):
+        call_command("sla_rebuild", "--no-progress", stdout=StringIO())
+    assert {ticket.pk: ticket.sla_policy_ids for ticket in Ticket.objects.all()} == before

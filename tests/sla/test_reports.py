@@ -130,6 +130,13 @@ def test_filters_narrow_every_figure(desk, history) -> None:  # type: ignore[no-
     q = report_query(desk.manager, {"policy": str(history.policy.pk)})
     assert counts(reports.outcome_totals(q)) == (3, 4, 2, 3, 2)
     assert reports.satisfaction(q).resolved == reports.flow(q).satisfaction.resolved == 3
+    assert reports.flow(q).created == [3, 1, 2]  # every ticket has a clock of the one policy
+    # a policy without clocks: no ticket has one (Ticket.sla_policy_ids, written when a clock opens)
+    from sla.models import SlaPolicy
+
+    idle = SlaPolicy.objects.create(name="Idle", calendar=history.policy.calendar, is_active=False)
+    q = report_query(desk.manager, {"policy": str(idle.pk)})
+    assert (reports.flow(q).created, reports.backlog(q), reports.satisfaction(q).resolved) == ([0, 0, 0], {}, 0)
     q = report_query(desk.manager, {"range": "today"})
     assert (q.first_day, q.last_day) == (date(2026, 3, 4), date(2026, 3, 4))
     assert counts(reports.outcome_totals(q)) == (1, 1, 0, 0, 0)

@@ -244,6 +244,8 @@ def test_team_change_stops_the_old_teams_ola_and_starts_the_new_teams(  # type: 
     [sla_clock] = clocks(ticket, target__policy=sla)
     assert (sla_clock.state, segments(sla_clock)) == (Clock.State.RUNNING, [(RUNNING, at(0), None)])
     assert [e.name for e in published] == ["sla.met" if met else "sla.breached"]
+    ids = Ticket.objects.get(pk=ticket.pk).sla_policy_ids
+    assert sorted(ids) == sorted([sla.pk, desktop_ola.pk, network_ola.pk])  # each once
 
 
 def test_team_change_back_and_forth_gives_each_stint_its_own_ola_clock(desk, clock_time) -> None:  # type: ignore[no-untyped-def]
@@ -439,6 +441,8 @@ def test_category_change_cancels_the_old_sla_and_starts_the_new_one_retroactivel
     assert (new_first.state, new_first.finished_at, new_first.stop_reason) == (Clock.State.MET, at(0.25), "first_reply")
     assert ClockOutcome.objects.get(clock=new_first).business_seconds_used == 900
     assert [e.name for e in published] == ["sla.met", "sla.warning", "sla.breached"]
+    # the ticket records both policies it had clocks of (the dashboards' policy filter), the cancelled one included
+    assert sorted(Ticket.objects.get(pk=ticket.pk).sla_policy_ids) == sorted([generic.pk, vpn.pk])
     # a second identical sync changes nothing
     count = ClockEvent.objects.count()
     ticket_services.ticket_change_category(actor=desk.agent, ticket=ticket, category=desk.vpn)
@@ -452,6 +456,7 @@ def test_priority_change_that_makes_a_policy_match_starts_it_retroactively(desk,
     clock_time.move_to(at(1))
     ticket_services.ticket_override_priority(actor=desk.agent, ticket=ticket, priority=1, reason="Outage")
     [c] = clocks(ticket)
+    assert Ticket.objects.get(pk=ticket.pk).sla_policy_ids == [c.target.policy_id]
     assert (c.started_at, c.state, c.due_at, segments(c)) == (
         at(0),
         Clock.State.RUNNING,

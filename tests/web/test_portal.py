@@ -176,7 +176,8 @@ def test_requester_page_never_shows_internal_details(desk):
 
     response = signed_in(desk.requester).get(portal_url(ticket))
 
-    content = response.content.decode()
+    # CSRF tokens are random letters and digits: leave them out, or one holding "P1" fails the test now and then
+    content = without_csrf_tokens(response.content).decode()
     assert response.status_code == 200
     assert "A new mouse is on its way" in content
     assert "Desktop support" in content
