@@ -104,12 +104,13 @@ def make_clocks() -> None:
                 cursor.execute(
                     """
                     INSERT INTO sla_clock (ticket_id, target_id, team_id, state, started_at, target_seconds,
-                                           next_deadline_at, due_at, breached_at, finished_at)
+                                           next_deadline_at, due_at, breached_at, finished_at, stop_reason)
                     SELECT t.id, %(target)s, NULL, s.state, t.created_at, %(seconds)s,
                            CASE WHEN s.state = 'running' THEN s.due END,
                            CASE WHEN s.state = 'running' THEN s.due END,
                            NULL,
-                           CASE WHEN s.state = 'met' THEN t.updated_at END
+                           CASE WHEN s.state = 'met' THEN t.updated_at END,
+                           CASE WHEN s.state = 'met' THEN 'resolved' ELSE '' END
                     FROM tickets_ticket t
                     CROSS JOIN LATERAL (
                         SELECT CASE WHEN t.state IN ('new', 'assigned', 'in_progress', 'pending')

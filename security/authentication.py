@@ -18,11 +18,11 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.request import Request
 
 from security.models import User
+from security.scopes import REALM
 from security.tokens import ApiToken, last_used_interval_seconds, parse_prefix
 
 logger = logging.getLogger(__name__)
 
-REALM = "api"
 _FAILED_ATTR = "_itsm_token_failed"
 
 

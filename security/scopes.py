@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from django.db import models
+from rest_framework import exceptions
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
@@ -65,11 +66,28 @@ def required_scopes_for(view: Any, request: Request) -> Sequence[str] | None:
     return None
 
 
+# The realm of the API's bearer challenges (`WWW-Authenticate`), here and in security.authentication.
+REALM = "api"
+
+
+class InsufficientScope(exceptions.PermissionDenied):
+    """403 for a token without a scope the request needs, with the RFC 6750 challenge naming the scopes:
+    `WWW-Authenticate: Bearer realm="api", error="insufficient_scope", scope="tickets:read"` (REST framework's
+    exception handler sends `auth_header`)."""
+
+    default_detail = "This token lacks the scope this endpoint needs."
+    default_code = "insufficient_scope"
+
+    def __init__(self, scopes: Iterable[str], detail: str | None = None) -> None:
+        super().__init__(detail, code=self.default_code)
+        self.auth_header = f'Bearer realm="{REALM}", error="insufficient_scope", scope="{" ".join(scopes)}"'
+
+
 class HasRequiredScopes(BasePermission):
     """Token requests need every scope the view declares for the action or method; session requests pass."""
 
-    message = "This token lacks the scope this endpoint needs."
-    code = "insufficient_scope"
+    message = InsufficientScope.default_detail
+    code = InsufficientScope.default_code
 
     def has_permission(self, request: Request, view: Any) -> bool:
         if not is_token_request(request):
@@ -77,4 +95,6 @@ class HasRequiredScopes(BasePermission):
         scopes = required_scopes_for(view, request)
         if scopes is None:
             return False
-        return all(request_has_scope(request, scope) for scope in scopes)
+        if not all(request_has_scope(request, scope) for scope in scopes):
+            raise InsufficientScope(scopes)
+        return True

@@ -18,7 +18,7 @@ from django.utils import timezone
 from sla import escalation
 from sla import state as clock_state
 from sla.models import Clock, ClockEvent, ClockOutcome, ClockSegment
-from sla.services import _Calendars, _plan_timer, _thresholds, note_ticket_policy
+from sla.services import _Calendars, _plan_timer, _thresholds, note_ticket_policy, thresholds_due
 
 REBUILD_BATCH_SIZE = 500
 CLOCK_FIELDS = ("state", "next_deadline_at", "due_at", "breached_at")
@@ -76,14 +76,10 @@ def _rebuilt(
     }
     if clock.state == Clock.State.RUNNING:
         instants = [
-            (kind, percent, clock_state.figures(ledger, calendar, target_seconds=seconds, now=now).due_at)
-            for kind, percent, seconds in _thresholds(clock)
+            (kind, percent, seconds, clock_state.figures(ledger, calendar, target_seconds=seconds, now=now).due_at)
+            for kind, percent, seconds in _thresholds(clock, levels)
         ]
-        values["next_deadline_at"] = min(
-            (instant for kind, percent, instant in instants if instant is not None and (kind, percent) not in fired),
-            default=None,
-        )
-        values["due_at"] = next((i for kind, _p, i in instants if kind == ClockEvent.Kind.BREACHED.value), None)
+        _none, values["next_deadline_at"], values["due_at"] = thresholds_due(instants, set(fired), None)
     if clock.state not in (Clock.State.MET, Clock.State.BREACHED):
         return values, None
     met = figures.elapsed <= clock.target_seconds and breach_at is None

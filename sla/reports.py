@@ -505,9 +505,9 @@ def clock_lists(q: ReportQuery, limit: int = LIST_LIMIT) -> list[ClockRow]:
     """The breached clocks (longest overdue first) and the at-risk clocks (soonest due first), `limit` each.
 
     Each list walks an ordered index and stops after `limit` rows, whatever the number of open clocks: the breached
-    list `sla_clock_open_overdue` (`COALESCE(breached_at, due_at), id` over open clocks); the at-risk list merges the
-    running clocks not yet due and those without a due instant, from `sla_clock_due_running` (`due_at, id`), with
-    the paused clocks from `sla_clock_due_paused` (soonest due first, those without a due instant last)."""
+    list `sla_clock_open_overdue` (`COALESCE(breached_at, due_at), id` over open clocks); the at-risk list the clocks
+    not yet due from `sla_clock_due` (`due_at, id`; only running clocks have a due instant), then the open clocks
+    without one (paused, or a calendar that never reaches the target) from `sla_clock_open_undue`, by id."""
     where = _open_clock_conditions(q)
     columns = (
         "k.number AS number, k.title AS title, tm.name AS team, k.priority AS priority, t.metric AS metric,"
@@ -518,18 +518,16 @@ def clock_lists(q: ReportQuery, limit: int = LIST_LIMIT) -> list[ClockRow]:
         "SELECT list, number, title, team, priority, metric, state, due_at, breached_at FROM ("
         f"(SELECT 'breached' AS list, COALESCE(c.breached_at, c.due_at) AS o1, c.id AS o2, {columns} {from_where}"
         f" AND {_IS_BREACHED} ORDER BY COALESCE(c.breached_at, c.due_at), c.id LIMIT %s)"
-        f" UNION ALL (SELECT 'at_risk', c.due_at, c.id, {columns} {from_where} AND c.state = 'running'"
-        f" AND c.breached_at IS NULL AND c.due_at > %s AND {_IS_WARNED} ORDER BY c.due_at, c.id LIMIT %s)"
-        f" UNION ALL (SELECT 'at_risk', c.due_at, c.id, {columns} {from_where} AND c.state = 'running'"
-        f" AND c.breached_at IS NULL AND c.due_at IS NULL AND {_IS_WARNED} ORDER BY c.id LIMIT %s)"
-        f" UNION ALL (SELECT 'at_risk', c.due_at, c.id, {columns} {from_where} AND c.state = 'paused'"
-        f" AND c.breached_at IS NULL AND {_IS_WARNED} ORDER BY c.due_at NULLS LAST, c.id LIMIT %s)"
+        # Running clocks not yet due (a clock has a due instant only while it runs), then those without one.
+        f" UNION ALL (SELECT 'at_risk', c.due_at, c.id, {columns} {from_where} AND c.due_at > %s"
+        f" AND c.breached_at IS NULL AND {_IS_WARNED} ORDER BY c.due_at, c.id LIMIT %s)"
+        f" UNION ALL (SELECT 'at_risk', c.due_at, c.id, {columns} {from_where} AND c.due_at IS NULL"
+        f" AND c.breached_at IS NULL AND {_IS_WARNED} ORDER BY c.id LIMIT %s)"
         ") AS lists ORDER BY list DESC, o1 NULLS LAST, o2"
     )
     params = [
         *where.params, q.now, limit,
         *where.params, q.now, AT_RISK_PERCENT, limit,
-        *where.params, AT_RISK_PERCENT, limit,
         *where.params, AT_RISK_PERCENT, limit,
     ]  # fmt: skip
     rows = [ClockRow(*row) for row in _fetch(statement, params)]

@@ -398,10 +398,11 @@ def _due_range(query: queues.QueueQuery, now: datetime) -> Q:
 def breaching_page(*, user: User, query: queues.QueueQuery, zone: tzinfo, now: datetime) -> BreachingPage:
     """One keyset page of "Breaching soon": running clocks due in the chosen range (`_due_range`) of the tickets
     whose internals `user` may see (with the page's filters), by (due_at, clock id) — the order of the partial index
-    `sla_clock_due_running`, so the scan reads the index in order and stops after `size + 1` rows: no OFFSET, no
+    `sla_clock_due`, so the scan reads the index in order and stops after `size + 1` rows: no OFFSET, no
     COUNT. Each ticket is listed once, at its earliest clock in the range (a NOT EXISTS on `sla_clock_ticket_state`).
     One query, tickets and names joined."""
     in_range = _due_range(query, now)
+    # A clock has a due instant only while it runs (a check constraint): the range alone selects running clocks.
     earlier = Clock.objects.filter(ticket_id=OuterRef("ticket_id"), state=Clock.State.RUNNING).filter(
         Q(due_at__lt=OuterRef("due_at")) | Q(due_at=OuterRef("due_at"), id__lt=OuterRef("id"))
     )
@@ -409,7 +410,7 @@ def breaching_page(*, user: User, query: queues.QueueQuery, zone: tzinfo, now: d
         earlier = earlier.filter(due_at__gt=now)
     tickets = ticket_selectors.queue_tickets(user=user, query=query, zone=zone)
     queryset: QuerySet[Any] = (
-        _with_warned(Clock.objects.filter(in_range, state=Clock.State.RUNNING))
+        _with_warned(Clock.objects.filter(in_range))
         .filter(ticket__in=tickets.values("pk"))
         .filter(~Exists(earlier))
         .select_related("target__policy", "ticket__requester", "ticket__category", "ticket__team", "ticket__assignee")

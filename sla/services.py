@@ -711,14 +711,8 @@ def _set_deadlines(clock: Clock, calendars: _Calendars | None, now: datetime) ->
         clock.next_deadline_at = None
         clock.due_at = None
         return
-    fired = _fired_thresholds(clock)
-    thresholds = _threshold_instants(clock, calendars, now)
-    clock.next_deadline_at = min(
-        (instant for kind, percent, _s, instant in thresholds if instant is not None and (kind, percent) not in fired),
-        default=None,
-    )
-    clock.due_at = next(
-        (instant for kind, _p, _s, instant in thresholds if kind == ClockEvent.Kind.BREACHED.value), None
+    _none, clock.next_deadline_at, clock.due_at = thresholds_due(
+        _threshold_instants(clock, calendars, now), _fired_thresholds(clock), None
     )
 
 
@@ -759,6 +753,40 @@ def clock_fire_due(*, clock_id: int, now: datetime | None = None) -> list[str]:
     return written
 
 
+Threshold = tuple[str, int, int, datetime | None]  # (kind, percent, business seconds, instant the ledger reaches it)
+Reached = tuple[str, int, int, datetime]  # a threshold whose instant has come
+
+
+def thresholds_due(
+    instants: Sequence[Threshold],
+    fired: set[tuple[str, int]],
+    fire_until: datetime | None,
+    *,
+    escalations: bool = True,
+) -> tuple[list[Reached], datetime | None, datetime | None]:
+    """The one rule for firing a running clock's thresholds, shared by the single and batch timer paths and by
+    `sla_rebuild`: every threshold reached at or before `fire_until` that has not fired fires (escalation levels only
+    when `escalations`; `fire_until=None` fires nothing); `next_deadline_at` is the earliest instant of the rest
+    (a passed one included: its timer fires it at once) and `due_at` the breach instant.
+    Returns (the thresholds to fire in order, next_deadline_at, due_at)."""
+    due_at = next((instant for kind, _p, _s, instant in instants if kind == ClockEvent.Kind.BREACHED.value), None)
+    to_fire: list[Reached] = [
+        (kind, percent, seconds, instant)
+        for kind, percent, seconds, instant in instants
+        if fire_until is not None
+        and instant is not None
+        and instant <= fire_until
+        and (kind, percent) not in fired
+        and (escalations or kind != ClockEvent.Kind.ESCALATED.value)
+    ]
+    done = fired | {(kind, percent) for kind, percent, _s, _i in to_fire}
+    next_deadline_at = min(
+        (instant for kind, percent, _s, instant in instants if instant is not None and (kind, percent) not in done),
+        default=None,
+    )
+    return to_fire, next_deadline_at, due_at
+
+
 def _fire_thresholds(
     clock: Clock, calendars: _Calendars, now: datetime, escalations: list[tuple[int, datetime]] | None = None
 ) -> list[str]:
@@ -772,15 +800,11 @@ def _fire_thresholds(
     planned for it fires them, with their actions, right after commit.
 
     Sets the running clock's `next_deadline_at` and `due_at` from the same figures, as `_set_deadlines` would."""
-    fired = _fired_thresholds(clock)
-    thresholds = _threshold_instants(clock, calendars, now)
-    due_at = next((instant for kind, _p, _s, instant in thresholds if kind == ClockEvent.Kind.BREACHED.value), None)
+    to_fire, next_deadline_at, due_at = thresholds_due(
+        _threshold_instants(clock, calendars, now), _fired_thresholds(clock), now, escalations=escalations is not None
+    )
     written: list[str] = []
-    for kind, percent, seconds, instant in thresholds:
-        if instant is None or instant > now or (kind, percent) in fired:
-            continue
-        if kind == ClockEvent.Kind.ESCALATED and escalations is None:
-            continue
+    for kind, percent, seconds, instant in to_fire:
         ClockEvent.objects.create(
             clock=clock,
             kind=kind,
@@ -796,21 +820,9 @@ def _fire_thresholds(
             escalations.append((percent, instant))
         else:
             clock_publish(sla_events.ClockWarned, clock, at=instant, threshold=percent, due_at=due_at)
-        fired.add((kind, percent))
         written.append(f"{kind}:{percent}")
     running = clock.state == Clock.State.RUNNING
-    clock.next_deadline_at = (
-        min(
-            (
-                instant
-                for kind, percent, _s, instant in thresholds
-                if instant is not None and (kind, percent) not in fired
-            ),
-            default=None,
-        )
-        if running
-        else None
-    )
+    clock.next_deadline_at = next_deadline_at if running else None
     clock.due_at = due_at if running else None
     return written
 
@@ -909,20 +921,14 @@ def _fire_locked(clocks: list[Clock], now: datetime, counts: dict[str, int]) -> 
             logger.exception("sla.reconcile_fire_failed", extra={"clock_id": clock.pk})
             counts["failed"] += 1
             continue
-        done = fired[clock.pk]
-        written = 0
-        due_at = next((instant for kind, _p, _s, instant in instants if kind == ClockEvent.Kind.BREACHED), None)
-        for kind, percent, seconds, instant in instants:
-            if instant is None or instant > now or (kind, percent) in done:
-                continue
+        to_fire, next_deadline_at, due_at = thresholds_due(instants, fired[clock.pk], now)
+        for kind, percent, seconds, instant in to_fire:
             events.append(
                 ClockEvent(
                     clock=clock, kind=kind, at=instant, threshold=percent,
                     data={"business_seconds": seconds, "target_seconds": clock.target_seconds},
                 )
             )  # fmt: skip
-            done.add((kind, percent))
-            written += 1
             if kind == ClockEvent.Kind.BREACHED:
                 clock.breached_at = instant
                 clock_publish(sla_events.ClockBreached, clock, at=instant, threshold=percent, due_at=due_at)
@@ -930,13 +936,10 @@ def _fire_locked(clocks: list[Clock], now: datetime, counts: dict[str, int]) -> 
                 escalations.append((clock, percent, instant))
             else:
                 clock_publish(sla_events.ClockWarned, clock, at=instant, threshold=percent, due_at=due_at)
-        clock.next_deadline_at = min(
-            (instant for kind, percent, _s, instant in instants if instant is not None and (kind, percent) not in done),
-            default=None,
-        )
+        clock.next_deadline_at = next_deadline_at
         clock.due_at = due_at
         changed.append(clock)
-        counts["fired"] += bool(written)
+        counts["fired"] += bool(to_fire)
     ClockEvent.objects.bulk_create(events)
     _update_instants(changed)
     for clock in changed:

@@ -154,11 +154,13 @@ def category_choices() -> QuerySet[Category]:
 
 def assignable_agents(*, ticket: Ticket, team_id: int | None = None) -> QuerySet[User]:
     """Active members of the ticket's team (or of `team_id`, the team it is about to move to), by name: who an agent
-    may hand the ticket to. Never anyone outside that team."""
+    may hand the ticket to. Never anyone outside that team, and no service accounts (an integration's member account
+    is not someone to hand work to; round-robin skips them too)."""
     target = team_id if team_id is not None else ticket.team_id
     if target is None:
         return User.objects.none()
-    return User.objects.filter(memberships__team_id=target, is_active=True).order_by("full_name", "id")
+    members = User.objects.filter(memberships__team_id=target, is_active=True, is_service_account=False)
+    return members.order_by("full_name", "id")
 
 
 def team_choices(*, ticket: Ticket) -> QuerySet[Team]:

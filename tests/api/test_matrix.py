@@ -182,6 +182,10 @@ def test_scope_matrix_for_an_agent_token(desk, subject, operation: str, scopes: 
     else:
         assert response.status_code == 403, response.content
         assert response.json()["code"] in {"insufficient_scope", "permission_denied"}
+        if response.json()["code"] == "insufficient_scope":  # RFC 6750: the challenge names the missing scopes
+            challenge = response["WWW-Authenticate"]
+            assert challenge.startswith('Bearer realm="api", error="insufficient_scope", scope="'), challenge
+            assert set(challenge.split('scope="')[1].rstrip('"').split()) - scopes
         assert state_of(ticket) == before
 
 

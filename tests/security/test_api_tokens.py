@@ -377,6 +377,8 @@ def test_a_user_who_loses_their_role_loses_the_scopes_that_came_with_it(desk, ca
     response = client.get(due_url(calendar), DUE_PARAMS)
     assert response.status_code == 403
     assert response.json() == INSUFFICIENT
+    # RFC 6750 §3.1: the challenge names what is missing
+    assert response["WWW-Authenticate"] == 'Bearer realm="api", error="insufficient_scope", scope="sla:read"'
 
 
 def test_a_service_account_sees_what_its_team_memberships_show(desk):

@@ -249,8 +249,8 @@ def test_every_zone_is_a_whole_number_of_quarter_hours_off_utc_since_2000() -> N
 
 
 def test_lists_are_the_first_rows_of_every_open_clock_in_order_whatever_the_limit(desk, history) -> None:  # type: ignore[no-untyped-def]
-    """The lists read ordered indexes in three parts (breached; running not yet due; paused or without a due
-    instant) and merge them: against the definition over every open clock, for each limit."""
+    """The lists read ordered indexes in three parts (breached; not yet due; without a due instant) and merge them:
+    against the definition over every open clock, for each limit."""
     from sla.models import Clock, ClockEvent
 
     t5, t6 = history.tickets["T5"], history.tickets["T6"]
@@ -260,8 +260,8 @@ def test_lists_are_the_first_rows_of_every_open_clock_in_order_whatever_the_limi
         ("running", at(2, 14), None, True),  # due later than T5's resolution, warned: at risk
         ("running", at(2, 12.25), None, True),  # due sooner: first at risk
         ("running", at(2, 11), None, False),  # past due, timer not fired yet: breached
-        ("paused", at(2, 13), None, True),  # paused with a due instant: among the at-risk by its due instant
-        ("paused", None, None, True),  # paused without one: last
+        ("running", None, None, True),  # running without a due instant (a calendar that never gets there): last
+        ("paused", None, None, True),  # paused (no due instant while paused): last, by id
         ("paused", None, at(1, 20), False),  # breached, then paused: still breached
     ]
     for index, (state, due_at, breached_at, warned) in enumerate(shapes):
@@ -275,7 +275,9 @@ def test_lists_are_the_first_rows_of_every_open_clock_in_order_whatever_the_limi
     open_clocks = list(Clock.objects.filter(state__in=("running", "paused")).select_related("ticket"))
 
     def is_breached(clock: Clock) -> bool:
-        return clock.breached_at is not None or (clock.state == "running" and clock.due_at <= NOW)
+        return clock.breached_at is not None or (
+            clock.state == "running" and clock.due_at is not None and clock.due_at <= NOW
+        )
 
     warned = set(ClockEvent.objects.filter(kind="warned", threshold__gte=75).values_list("clock_id", flat=True))
     breached = sorted(

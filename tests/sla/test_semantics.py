@@ -559,3 +559,23 @@ def test_team_change_while_resolved_starts_the_new_teams_ola_on_reopen_from_its_
     assert (new.state, new.started_at, new.team_id, new.due_at) == (Clock.State.RUNNING, at(2), desk.network.pk, at(6))
     assert segments(new) == [(PAUSED, at(2), at(3)), (RUNNING, at(3), None)]
     assert events(new) == [("started", at(2), None), ("reopened", at(3), None)]
+
+
+def test_a_clock_has_a_due_instant_only_while_it_runs(desk, clock_time) -> None:  # type: ignore[no-untyped-def]
+    """The database refuses a due instant on a clock that does not run ("Breaching soon" and the dashboards read
+    running clocks by `due_at` alone); pausing clears it and resuming sets it again."""
+    from django.db import IntegrityError, transaction
+
+    make_policy("Standard", resolution=flat(8 * HOUR))
+    ticket = desk.ticket()
+    [clock] = clocks(ticket)
+    assert (clock.state, clock.due_at) == (Clock.State.RUNNING, at(8))
+    pending(desk, ticket)
+    clock.refresh_from_db()
+    assert (clock.state, clock.due_at) == (Clock.State.PAUSED, None)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Clock.objects.filter(pk=clock.pk).update(due_at=at(8))
+    clock_time.move_to(at(1))
+    transition(desk, ticket, "in_progress")
+    clock.refresh_from_db()
+    assert (clock.state, clock.due_at) == (Clock.State.RUNNING, at(9))

@@ -460,6 +460,15 @@ def test_assignee_picker_lists_only_the_team_s_members(desk):
     assert "Ned Network" not in response.content.decode()
 
 
+def test_assignee_picker_leaves_out_the_team_s_service_accounts(desk):
+    ticket = desk.ticket()
+    MembershipFactory(team=desk.desktop, user__full_name="Monitoring bot", user__is_service_account=True)
+
+    response = signed_in(desk.agent).get(edit_url(ticket, "assignee"), **HX)
+
+    assert select_options(header_of(response), "assignee") == ["Unassigned", "Ada Agent", "Bo Agent", "Lee Lead"]
+
+
 def test_team_move_with_someone_outside_the_new_team_is_refused_and_shows_its_members(desk):
     ticket = desk.ticket()
     before = db_state(ticket)

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 
 from security import permissions
 from security.models import User
-from security.scopes import Scope, request_has_scope
+from security.scopes import InsufficientScope, Scope, request_has_scope
 from tickets.models import Ticket
 from tickets.services.idempotency import idempotency_claim, idempotency_store
 
@@ -82,8 +82,8 @@ class ApiViewMixin(GenericAPIView):
 
     def require_internal_scope(self) -> None:
         if not request_has_scope(self.request, Scope.COMMENTS_INTERNAL):
-            raise exceptions.PermissionDenied(
-                "Internal notes need a token with the comments:internal scope.", code="insufficient_scope"
+            raise InsufficientScope(
+                [Scope.COMMENTS_INTERNAL], "Internal notes need a token with the comments:internal scope."
             )
 
     def idempotent(self, handler: Callable[[], Response]) -> Response:
