@@ -177,19 +177,30 @@ class Cursor:
 
     def encode(self) -> str:
         value = self.value.isoformat() if isinstance(self.value, datetime) else self.value
-        payload = json.dumps([self.sort.param, value, self.pk], separators=(",", ":"), ensure_ascii=False)
-        return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+        return _pack([self.sort.param, value, self.pk])
 
 
-def decode_cursor(raw: str, sort: Sort) -> Cursor | None:
-    """The cursor `raw` for `sort`, or None when it is malformed, tampered with or made for another sort."""
+def _pack(payload: list[Any]) -> str:
+    """A cursor's wire form: compact JSON in unpadded URL-safe base64 (opaque to clients, safe in a query string)."""
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _unpack(raw: str) -> list[Any] | None:
+    """The three items `_pack` wrote, or None for anything else (too long, not base64, not JSON, not a triple)."""
     if not raw or len(raw) > MAX_CURSOR_CHARS:
         return None
     try:
         payload = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode())
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
-    if not isinstance(payload, list) or len(payload) != 3:
+    return payload if isinstance(payload, list) and len(payload) == 3 else None
+
+
+def decode_cursor(raw: str, sort: Sort) -> Cursor | None:
+    """The cursor `raw` for `sort`, or None when it is malformed, tampered with or made for another sort."""
+    payload = _unpack(raw)
+    if payload is None:
         return None
     sort_param, value, pk = payload
     if sort_param != sort.param or not _is_id(pk):
@@ -251,18 +262,12 @@ class DueCursor:
     pk: int
 
     def encode(self) -> str:
-        payload = json.dumps(["due", self.value.isoformat(), self.pk], separators=(",", ":"))
-        return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+        return _pack(["due", self.value.isoformat(), self.pk])
 
 
 def decode_due_cursor(raw: str) -> DueCursor | None:
-    if not raw or len(raw) > MAX_CURSOR_CHARS:
-        return None
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode())
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
-    if not isinstance(payload, list) or len(payload) != 3 or payload[0] != "due" or not _is_id(payload[2]):
+    payload = _unpack(raw)
+    if payload is None or payload[0] != "due" or not _is_id(payload[2]):
         return None
     value = _cursor_value("datetime", payload[1])
     if not isinstance(value, datetime):
