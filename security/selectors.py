@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 
 from itsm.errors import NotFound
+from itsm.paging import keyset_page
 from security import permissions
 from security.models import AuditLog, User
 from security.tokens import ApiToken
@@ -65,9 +66,8 @@ def audit_list(
     if before is not None:
         queryset = queryset.filter(seq__lt=before)
     limit = max(1, min(limit, 200))
-    rows = list(queryset.order_by("-seq")[: limit + 1])
-    page = rows[:limit]
-    return AuditPage(rows=page, next_before=page[-1].seq if len(rows) > limit else None)
+    page, next_before = keyset_page(queryset.order_by("-seq"), limit, lambda row: row.seq)
+    return AuditPage(rows=page, next_before=next_before)
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,8 @@ def token_list(*, user: User, before: int | None = None, limit: int = 50) -> Tok
     if before is not None:
         queryset = queryset.filter(pk__lt=before)
     limit = max(1, min(limit, 200))
-    rows = list(queryset.order_by("-id")[: limit + 1])
-    page = rows[:limit]
-    return TokenPage(rows=page, next_before=page[-1].pk if len(rows) > limit else None)
+    page, next_before = keyset_page(queryset.order_by("-id"), limit, lambda row: row.pk)
+    return TokenPage(rows=page, next_before=next_before)
 
 
 def token_get(*, user: User, pk: int) -> ApiToken:

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from itsm.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from itsm.events import DomainEvent
+from itsm.paging import keyset_page
 from itsm.queue import enqueue_on_commit
 from security import permissions
 from security.audit import audit_record, snapshot, to_json
@@ -546,9 +547,8 @@ def delivery_list(
         queryset = queryset.filter(Q(created_at__lt=at) | Q(created_at=at, id__lt=pk))
     if with_attempts:
         queryset = queryset.prefetch_related("attempt_log")
-    rows = list(queryset.order_by("-created_at", "-id")[: limit + 1])
-    page = rows[:limit]
-    return Page(page, _delivery_cursor(page[-1]) if len(rows) > limit else None)
+    page, next_cursor = keyset_page(queryset.order_by("-created_at", "-id"), limit, _delivery_cursor)
+    return Page(page, next_cursor)
 
 
 def delivery_get(*, user: User, subscription: WebhookSubscription, pk: str) -> WebhookDelivery:
