@@ -2,7 +2,7 @@
 officers) and administrators; anyone else gets the same 404 as for a missing calendar."""
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
@@ -176,15 +176,23 @@ class ClockExplain:
     calendar_name: str
 
 
-def _holiday_name(calendar: Calendar, day: date, explicit: dict[date, str]) -> str:
-    if day in explicit:
-        return explicit[day] or "Holiday"
-    if calendar.holiday_country:
-        found = holidays_package.country_holidays(
-            calendar.holiday_country, subdiv=calendar.holiday_subdivision or None, years=day.year
-        )
-        return str(found.get(day) or "Public holiday")
-    return "Holiday"
+def _holiday_names(calendar: Calendar, days: Sequence[date], explicit: dict[date, str]) -> tuple[tuple[date, str], ...]:
+    """Each day's name: the calendar's own holiday's, else the country's (the `holidays` package, built once per
+    year rather than once per day), else "Holiday"."""
+    by_year: dict[int, Any] = {}
+
+    def name(day: date) -> str:
+        if day in explicit:
+            return explicit[day] or "Holiday"
+        if not calendar.holiday_country:
+            return "Holiday"
+        if day.year not in by_year:
+            by_year[day.year] = holidays_package.country_holidays(
+                calendar.holiday_country, subdiv=calendar.holiday_subdivision or None, years=day.year
+            )
+        return str(by_year[day.year].get(day) or "Public holiday")
+
+    return tuple((day, name(day)) for day in days)
 
 
 def clock_explain(
@@ -196,7 +204,7 @@ def clock_explain(
     until = max(derivation.due_at or at, started)
     usage = calendar_usage(calendar, started, until)
     explicit = {holiday.date: holiday.name for holiday in calendar_row.holidays.all()} if not calendar.is_24x7 else {}
-    names = tuple((day, _holiday_name(calendar_row, day, explicit)) for day in usage.holidays)
+    names = _holiday_names(calendar_row, usage.holidays, explicit)
     return ClockExplain(
         derivation=derivation, usage=usage, usage_until=until, holiday_names=names, calendar_name=calendar_row.name
     )
