@@ -206,3 +206,20 @@ def test_usage_of_a_24x7_calendar_or_an_empty_stretch_lists_nothing() -> None:
 
     assert (always.is_24x7, always.runs) == (True, ())
     assert (empty.is_24x7, empty.runs, empty.holidays) == (False, (), ())
+
+
+def test_holiday_names_come_from_the_calendar_then_the_country_then_a_default() -> None:
+    from sla.models import Calendar
+    from sla.selectors import _holiday_names
+
+    days = [date(2026, 12, 24), date(2026, 12, 25), date(2027, 1, 1), date(2027, 1, 4)]
+    explicit = {date(2026, 12, 24): "Office closed", date(2027, 1, 4): ""}
+    english = Calendar(name="London", time_zone="Europe/London", holiday_country="GB", holiday_subdivision="ENG")
+    assert _holiday_names(english, days, explicit) == (
+        (date(2026, 12, 24), "Office closed"),
+        (date(2026, 12, 25), "Christmas Day"),
+        (date(2027, 1, 1), "New Year's Day"),  # another year of the package, built once for it
+        (date(2027, 1, 4), "Holiday"),  # the calendar's own holiday without a name
+    )
+    without_country = Calendar(name="Plain", time_zone="UTC")
+    assert _holiday_names(without_country, days[1:2], {}) == ((date(2026, 12, 25), "Holiday"),)
