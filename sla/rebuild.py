@@ -124,7 +124,12 @@ def clocks_rebuild(
             batch = list(rows.order_by("pk")[:batch_size])
             if not batch:
                 return report
-            _rebuild_batch(batch, calendars, now, dry_run, report)
+            missing_policies = _rebuild_batch(batch, calendars, now, dry_run, report)
+        if not dry_run:
+            # After the batch's commit, without its clock locks: the ticket services lock a ticket before its
+            # clocks, so updating tickets while holding clocks could deadlock with them. A repair: one UPDATE each.
+            for ticket_id, policy_id in sorted(missing_policies):
+                note_ticket_policy(ticket_id, policy_id)
         report.clocks += len(batch)
         if progress is not None:
             progress(len(batch))
@@ -135,7 +140,9 @@ def clocks_rebuild(
 
 def _rebuild_batch(
     batch: list[Clock], calendars: _Calendars, now: datetime, dry_run: bool, report: RebuildReport
-) -> None:
+) -> set[tuple[int, int]]:
+    """Repair one locked batch; returns the (ticket, policy) pairs missing from `Ticket.sla_policy_ids`, which the
+    caller adds once the batch has committed."""
     ids = [clock.pk for clock in batch]
     ledgers: dict[int, list[clock_state.Segment]] = defaultdict(list)
     for clock_id, kind, start, end in (
@@ -212,17 +219,15 @@ def _rebuild_batch(
                 to_update.append(outcome)
                 outcome_fields.update(fields)
     if dry_run:
-        return
-    for ticket_id, policy_id in sorted(missing_policies):  # a repair: one UPDATE per ticket missing a policy
-        note_ticket_policy(ticket_id, policy_id)
+        return missing_policies
     if to_delete:
         ClockOutcome.objects.filter(pk__in=to_delete).delete()
     if to_create:
         ClockOutcome.objects.bulk_create(to_create)
     if to_update:
         ClockOutcome.objects.bulk_update(to_update, sorted(outcome_fields))
-    if not changed_clocks:
-        return
-    Clock.objects.bulk_update(changed_clocks, sorted(changed_fields))
-    for clock in changed_clocks:
-        _plan_timer(clock, now)
+    if changed_clocks:
+        Clock.objects.bulk_update(changed_clocks, sorted(changed_fields))
+        for clock in changed_clocks:
+            _plan_timer(clock, now)
+    return missing_policies

@@ -20,7 +20,7 @@ The period is `[start, end)` in UTC, built from local dates in the viewer's zone
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -46,10 +46,11 @@ OPEN_STATE_ORDER: tuple[str, ...] = tuple(s for s in TicketState.values if s in 
 CSV_CHUNK_ROWS = 2000
 # Sort memory for a report's statements (see `report_transaction`): a quarter's outcomes sort in about 20 MB.
 REPORT_WORK_MEM = "64MB"
-# Instants are counted per quarter hour of UTC first and the quarter hours then put into local days and hours: every
-# zone's offset since 2000 is a whole number of quarter hours (India +5:30, Nepal +5:45, Chatham +12:45), so a quarter
-# hour of UTC never straddles a local day or hour, and converting a few thousand quarter hours is far cheaper than
-# converting every row (`_quarter_hours_align`; a zone that would not align is converted row by row).
+# Instants are counted per quarter hour of UTC first and the quarter hours then put into local days and hours: zone
+# offsets are whole numbers of quarter hours (India +5:30, Nepal +5:45, Chatham +12:45) and change on a quarter hour,
+# so a quarter hour of UTC does not straddle a local day or hour, and converting a few thousand quarter hours is far
+# cheaper than converting every row. `_quarter_hours_align` checks both for the period; a zone and period that would
+# not align (a few zones changed offset at 00:01 local time) is converted row by row.
 QUARTER_HOUR = "date_bin('15 minutes', {column}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
 
 
@@ -405,17 +406,49 @@ def _group_counts_and_totals(q: ReportQuery, group_bys: Sequence[str]) -> dict[s
 
 
 def _quarter_hours_align(q: ReportQuery) -> bool:
-    """Whether the viewer's zone is a whole number of quarter hours off UTC on every day of the period, so that
-    counting per quarter hour of UTC (`QUARTER_HOUR`) and converting the quarter hours gives exact local days and
-    hours. True for every IANA zone since 2000 (tests/sla/test_reports.py); one offset per day, at most 731."""
-    day = q.first_day
-    while day <= q.last_day:
-        for moment in (time(0), time(12)):
-            offset = q.zone.utcoffset(datetime.combine(day, moment))
-            if offset is None or offset.total_seconds() % 900:
-                return False
-        day += timedelta(days=1)
+    """Whether counting per quarter hour of UTC (`QUARTER_HOUR`) and converting the quarter hours gives exact local
+    days and hours for the viewer's zone over the period: the zone's offset is a whole number of quarter hours
+    throughout, and every change of offset happens on a UTC quarter hour. Most zones qualify; a few changed at
+    00:01 local time (Newfoundland until 2011, Moncton until 2006, Gaza, Casey), and those periods are converted row
+    by row. Samples the offset every 12 hours (offsets never change twice in 12 hours) and bisects each change to
+    the second: a few thousand `utcoffset` calls for a two-year period."""
+    step = timedelta(hours=12)
+    instant = q.start
+    offset = _offset(q.zone, instant)
+    while instant < q.end:
+        following = min(instant + step, q.end)
+        next_offset = _offset(q.zone, following)
+        if offset % 900 or next_offset % 900:
+            return False
+        if next_offset != offset and _seconds_since_2000(_offset_change(q.zone, instant, following)) % 900:
+            return False
+        instant, offset = following, next_offset
     return True
+
+
+_EPOCH_2000 = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _offset(zone: ZoneInfo, instant: datetime) -> int:
+    return int(instant.astimezone(zone).utcoffset().total_seconds())  # type: ignore[union-attr]  # zone-aware
+
+
+def _offset_change(zone: ZoneInfo, before: datetime, after: datetime) -> datetime:
+    """The first whole second in (before, after] with `after`'s offset: the one change in between (changes happen on
+    whole seconds)."""
+    target = _offset(zone, after)
+    low, high = int(before.timestamp()), int(after.timestamp())
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _offset(zone, datetime.fromtimestamp(middle, UTC)) == target:
+            high = middle
+        else:
+            low = middle
+    return datetime.fromtimestamp(high, UTC)
+
+
+def _seconds_since_2000(instant: datetime) -> float:
+    return (instant - _EPOCH_2000).total_seconds()
 
 
 def outcome_figures(q: ReportQuery, group_by: str | None = None) -> list[OutcomeFigures]:

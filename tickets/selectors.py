@@ -155,11 +155,14 @@ def category_choices() -> QuerySet[Category]:
 def assignable_agents(*, ticket: Ticket, team_id: int | None = None) -> QuerySet[User]:
     """Active members of the ticket's team (or of `team_id`, the team it is about to move to), by name: who an agent
     may hand the ticket to. Never anyone outside that team, and no service accounts (an integration's member account
-    is not someone to hand work to; round-robin skips them too)."""
+    is not someone to hand work to; round-robin skips them too) unless one already holds the ticket (an integration
+    may assign through the API), so that the forms show who it is and saving them keeps it."""
     target = team_id if team_id is not None else ticket.team_id
     if target is None:
         return User.objects.none()
-    members = User.objects.filter(memberships__team_id=target, is_active=True, is_service_account=False)
+    members = User.objects.filter(memberships__team_id=target, is_active=True).filter(
+        Q(is_service_account=False) | Q(pk=ticket.assignee_id)
+    )
     return members.order_by("full_name", "id")
 
 

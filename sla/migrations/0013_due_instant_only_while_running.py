@@ -18,10 +18,6 @@ class Migration(migrations.Migration):
             model_name="clock",
             name="sla_clock_due_running",
         ),
-        migrations.RemoveIndex(
-            model_name="clock",
-            name="sla_clock_due_paused",
-        ),
         migrations.AddIndex(
             model_name="clock",
             index=models.Index(

@@ -232,20 +232,52 @@ def test_quarter_hour_counting_matches_row_by_row_conversion_in_odd_zones(  # ty
     assert sum(fast_flow.arrivals.values()) == sum(fast_flow.created)
 
 
-def test_every_zone_is_a_whole_number_of_quarter_hours_off_utc_since_2000() -> None:
-    """What counting per quarter hour of UTC relies on (sla.reports.QUARTER_HOUR): sampled four times a year."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo, available_timezones
+def _period(zone: str, first: date, last: date) -> reports.ReportQuery:
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
 
-    odd = []
-    for name in sorted(available_timezones()):
-        zone = ZoneInfo(name)
-        for year in range(2000, 2038):
-            for month in (1, 4, 7, 10):
-                offset = zone.utcoffset(datetime(year, month, 1))
-                if offset is not None and offset.total_seconds() % 900:
-                    odd.append((name, year, month, offset))
-    assert odd == []
+    from sla.forms import local_midnight
+
+    tz = ZoneInfo(zone)
+    return reports.ReportQuery(
+        start=local_midnight(first, tz),
+        end=local_midnight(last + timedelta(days=1), tz),
+        first_day=first,
+        last_day=last,
+        zone=tz,
+        now=datetime(2026, 11, 24, tzinfo=UTC),
+    )
+
+
+@pytest.mark.parametrize(
+    ("zone", "first", "last", "aligned"),
+    [
+        ("Europe/London", date(2025, 1, 1), date(2026, 12, 31), True),  # two DST changes a year, on the hour
+        ("Asia/Kolkata", date(2025, 1, 1), date(2026, 12, 31), True),  # +5:30
+        ("Australia/Lord_Howe", date(2025, 1, 1), date(2026, 12, 31), True),  # a half-hour DST shift
+        ("Pacific/Chatham", date(2025, 1, 1), date(2026, 12, 31), True),  # +12:45 / +13:45
+        ("America/St_Johns", date(2012, 1, 1), date(2012, 12, 31), True),  # changes at 02:00 local since 2011
+        ("America/St_Johns", date(2010, 11, 1), date(2010, 11, 30), False),  # changed at 00:01 local until 2011
+        ("America/Moncton", date(2005, 4, 1), date(2005, 4, 30), False),  # the same until 2006
+        ("Antarctica/Casey", date(2022, 9, 1), date(2022, 10, 31), False),  # changed at 00:01 local in 2022
+    ],
+)
+def test_quarter_hour_counting_is_used_only_where_it_is_exact(zone, first, last, aligned) -> None:  # type: ignore[no-untyped-def]
+    """Where `_quarter_hours_align` says yes, Postgres itself puts every instant of the period (every 7 minutes,
+    across the offset changes) in the same local day and hour whether converted alone or by its UTC quarter hour;
+    where it says no, some instant would land elsewhere. Checks the guard against Postgres's own time zone data."""
+    from django.db import connection
+
+    q = _period(zone, first, last)
+    assert reports._quarter_hours_align(q) is aligned
+    binned = reports.QUARTER_HOUR.format(column="x")  # the module's constant fragment
+    series = "generate_series(%s::timestamptz, %s::timestamptz - interval '1 second', interval '7 minutes') AS x"
+    apart = f"date_trunc('hour', x AT TIME ZONE %s) <> date_trunc('hour', {binned} AT TIME ZONE %s)"
+    statement = f"SELECT count(*) FROM {series} WHERE {apart}"  # noqa: S608 - module constants, values bound
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [q.start, q.end, zone, zone])
+        misplaced = cursor.fetchone()[0]
+    assert (misplaced == 0) is aligned
 
 
 def test_lists_are_the_first_rows_of_every_open_clock_in_order_whatever_the_limit(desk, history) -> None:  # type: ignore[no-untyped-def]

@@ -469,6 +469,18 @@ def test_assignee_picker_leaves_out_the_team_s_service_accounts(desk):
     assert select_options(header_of(response), "assignee") == ["Unassigned", "Ada Agent", "Bo Agent", "Lee Lead"]
 
 
+def test_a_service_account_holding_the_ticket_stays_in_the_picker(desk):
+    ticket = desk.ticket()
+    robot = MembershipFactory(team=desk.desktop, user__full_name="Monitoring bot", user__is_service_account=True).user
+    services.ticket_assign(actor=desk.lead, ticket=ticket, assignee=robot)  # as an integration may, through the API
+
+    response = signed_in(desk.agent).get(edit_url(ticket, "assignee"), **HX)
+
+    options = select_options(header_of(response), "assignee")
+    assert options == ["Unassigned", "Ada Agent", "Bo Agent", "Lee Lead", "Monitoring bot"]
+    assert f'value="{robot.pk}" selected' in response.content.decode()
+
+
 def test_team_move_with_someone_outside_the_new_team_is_refused_and_shows_its_members(desk):
     ticket = desk.ticket()
     before = db_state(ticket)
