@@ -382,10 +382,15 @@ class Clock(models.Model):
                 condition=Q(due_at__isnull=True, state__in=("running", "paused")),
                 name="sla_clock_open_undue",
             ),
-            # The dashboards (sla/reports.py): open clocks per ticket, and the breached list longest overdue first
-            # (the order it is shown in, so the list reads the first rows of the index and stops).
+            # The dashboards (sla/reports.py): open clocks per ticket with every column the live counts read, so
+            # counting the open clocks is an index-only scan (the heap of 56k open clocks cost a third of the
+            # statement at 1M); and the breached list longest overdue first (the order it is shown in, so the list
+            # reads the first rows of the index and stops).
             models.Index(
-                fields=("ticket",), condition=Q(state__in=("running", "paused")), name="sla_clock_open_ticket"
+                fields=("ticket",),
+                include=("id", "state", "breached_at", "due_at", "team", "target"),
+                condition=Q(state__in=("running", "paused")),
+                name="sla_clock_open_cover",
             ),
             models.Index(
                 Coalesce("breached_at", "due_at"),
