@@ -126,6 +126,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
     "sla-escalation-notifications": {"task": "sla.deliver_due_escalation_notifications", "schedule": 60.0},
     "tickets-idempotency-cleanup": {"task": "tickets.idempotency_cleanup", "schedule": 3600.0},
+    # Folds the dashboards' rollup rows (sla/rollups.py); readers sum whatever is not folded yet, so this only
+    # keeps the rollups small.
+    "reports-compact-rollups": {
+        "task": "reports.compact_rollups",
+        "schedule": float(env_int("REPORT_ROLLUP_COMPACT_SECONDS", 300)),
+        "options": {"queue": "reports", "expires": 240},
+    },
 }
 CELERY_TIMEZONE = "UTC"
 # SLA deadlines this close get a Celery task with an eta; later ones wait for the reconciler to bring them in range.

@@ -687,3 +687,82 @@ class EscalationNotification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.recipient_id} for clock {self.clock_id} at {self.threshold} % ({self.state})"
+
+
+# --- report rollups (sla/rollups.py, docs/dashboards.md "Rollups") ----------------------------------------------------
+
+HOURS = tuple(f"h{hour:02d}" for hour in range(24))
+
+
+class ReportZone(models.Model):
+    """A time zone the dashboards keep daily rollups for: days are cut in the viewer's zone, so each zone has its own.
+
+    Triggers on tickets, ratings and outcomes add rows for every zone listed here from the moment it is listed;
+    `sla.rollups.fill_zone` then replaces the zone's rows with a fresh count under a lock that holds ticket and outcome
+    writes for its duration, and marks the zone ready. Reports read a zone's rollups only once it is ready."""
+
+    name = models.CharField(primary_key=True, max_length=64, validators=[validate_time_zone])
+    is_ready = models.BooleanField(default=False)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    filled_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OutcomeDay(models.Model):
+    """Finished clocks counted per local day of one zone and per everything the dashboards filter and group on.
+
+    Rows are added, never updated, by the `sla_rollup_outcome` trigger (+1 for a new or changed outcome's key, -1 for
+    the old key), so concurrent writers never wait on each other; the key may repeat and readers sum.
+    `sla.rollups.compact` folds repeated keys into one row. The ids are plain columns: a rollup never holds up the
+    deletion of a team or category."""
+
+    id = models.BigAutoField(primary_key=True)
+    zone = models.CharField(max_length=64)
+    day = models.DateField()
+    team_id = models.BigIntegerField(null=True)
+    category_id = models.BigIntegerField()
+    priority = models.SmallIntegerField()
+    policy_id = models.BigIntegerField()
+    ticket_type = models.CharField(max_length=16)
+    metric = models.CharField(max_length=32)
+    finished = models.IntegerField()
+    met = models.IntegerField()
+
+    class Meta:
+        indexes = (models.Index(fields=("zone", "day"), name="sla_outcomeday_zone_day"),)
+
+    def __str__(self) -> str:
+        return f"{self.zone} {self.day} {self.metric}: {self.met}/{self.finished} met"
+
+
+class TicketDay(models.Model):
+    """Tickets created (with the local hour they arrived in, `h00`…`h23`) or resolved (with their CSAT rating) per
+    local day of one zone and per ticket filter. Added by the `sla_rollup_ticket` and `sla_rollup_rating` triggers,
+    like `OutcomeDay`."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created", "Created"
+        RESOLVED = "resolved", "Resolved"
+
+    id = models.BigAutoField(primary_key=True)
+    zone = models.CharField(max_length=64)
+    day = models.DateField()
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    team_id = models.BigIntegerField(null=True)
+    category_id = models.BigIntegerField()
+    priority = models.SmallIntegerField()
+    type = models.CharField(max_length=16)
+    is_confidential = models.BooleanField()
+    sla_policy_ids = ArrayField(models.BigIntegerField())
+    tickets = models.IntegerField()
+    rated = models.IntegerField(default=0)
+    score = models.IntegerField(default=0)
+    locals().update({hour: models.IntegerField(default=0) for hour in HOURS})
+
+    class Meta:
+        indexes = (models.Index(fields=("zone", "day"), name="sla_ticketday_zone_day"),)
+
+    def __str__(self) -> str:
+        return f"{self.zone} {self.day} {self.kind}: {self.tickets}"

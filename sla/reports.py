@@ -19,13 +19,15 @@ The period is `[start, end)` in UTC, built from local dates in the viewer's zone
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 
+from sla import rollups
+from sla.models import HOURS
 from tickets.state import OPEN_STATES, TicketState
 
 FIRST_RESPONSE = "first_response"
@@ -75,6 +77,8 @@ class ReportQuery:
     priority: int | None = None
     ticket_type: str | None = None
     policy_id: int | None = None
+    # Counts come from the zone's daily rollups (sla/rollups.py) when they are ready; `report_transaction` sets it.
+    rollups: bool = False
 
     @property
     def zone_name(self) -> str:
@@ -98,12 +102,17 @@ class _Sql:
         return " AND ".join(self.conditions) if self.conditions else "TRUE"
 
 
-def _outcome_conditions(q: ReportQuery) -> _Sql:
-    """Outcomes in the period and the view. Aliases: o outcome, cat category, k ticket (joined only for the type
-    filter and the CSV, see `_outcome_from`)."""
+def _outcome_conditions(q: ReportQuery, *, rollup: bool = False) -> _Sql:
+    """Outcomes in the period and the view. Aliases: o outcome (or with `rollup` its daily rollup `sla_outcomeday`,
+    which names its columns alike), cat category, k ticket (joined only for the CSV, see `_outcome_from`)."""
     sql = _Sql()
-    sql.add("o.finished_at >= %s", q.start)
-    sql.add("o.finished_at < %s", q.end)
+    if rollup:
+        sql.add("o.zone = %s", q.zone_name)
+        sql.add("o.day >= %s", q.first_day)
+        sql.add("o.day <= %s", q.last_day)
+    else:
+        sql.add("o.finished_at >= %s", q.start)
+        sql.add("o.finished_at < %s", q.end)
     if q.scope_team_ids is not None:
         sql.add("o.team_id = ANY(%s)", sorted(q.scope_team_ids))
     if not q.include_confidential:
@@ -167,16 +176,26 @@ def _ticket_conditions(q: ReportQuery, *, clock_team: bool = False, policy_colum
 
 
 @contextmanager
-def report_transaction() -> Iterator[None]:
-    """Run a view's statements in one transaction with Postgres's JIT off and room to sort in memory. These
-    statements are estimated as costly at a million rows, so Postgres would JIT-compile each one, which costs more
+def report_transaction(q: ReportQuery) -> Iterator[ReportQuery]:
+    """Run a view's statements in one transaction with Postgres's JIT off and room to sort in memory, and give the
+    view back with `rollups` set when the viewer's zone has ready rollups (sla/rollups.py).
+
+    The statements are estimated as costly at a million rows, so Postgres would JIT-compile each one, which costs more
     (150–200 ms a statement, measured by bench/dashboards.py) than running them; and the percentiles sort every
     outcome of the period, which spills to disk under the default 4 MB `work_mem`. Both settings end with the
-    transaction (`set_config(..., true)` is `SET LOCAL`), in one statement."""
+    transaction (`set_config(..., true)` is `SET LOCAL`); they and the zone's state are one statement. A zone without
+    rollups is counted from the raw rows (the same figures, more slowly) and a worker is asked to fill it."""
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('jit', 'off', true), set_config('work_mem', %s, true)", [REPORT_WORK_MEM])
-        yield
+            cursor.execute(
+                "SELECT set_config('jit', 'off', true), set_config('work_mem', %s, true),"
+                " (SELECT is_ready FROM sla_reportzone WHERE name = %s)",
+                [REPORT_WORK_MEM, q.zone_name],
+            )
+            zone_ready = cursor.fetchone()[2]
+        if zone_ready is None:
+            rollups.request_zone(q.zone_name)
+        yield replace(q, rollups=bool(zone_ready))
 
 
 def _fetch(statement: str, params: list[Any]) -> list[tuple[Any, ...]]:
@@ -366,12 +385,29 @@ _COUNT_GROUP_COLUMNS: dict[str, tuple[str, str, str, str]] = {
 }
 
 
+# The counts from finished-clock rows (one per outcome) or from daily rollup rows (a count per key).
+_COUNTS_OF_ROLLUPS = """
+    COALESCE(sum(finished) FILTER (WHERE metric = 'first_response'), 0) AS c0,
+    COALESCE(sum(met) FILTER (WHERE metric = 'first_response'), 0) AS c1,
+    COALESCE(sum(finished) FILTER (WHERE metric = 'resolution'), 0) AS c2,
+    COALESCE(sum(met) FILTER (WHERE metric = 'resolution'), 0) AS c3,
+    COALESCE(sum(finished - met), 0) AS c4
+"""
+# A key whose rows cancel out (an outcome moved to another day or team, not yet compacted) is no group at all.
+_ROLLUP_GROUPS_HAVING = " HAVING sum(finished) <> 0"
+_ROLLUP_DAY_KEYS = {"day": ("o.day", "{g}"), "week": ("date_trunc('week', o.day)::date", "{g}")}
+
+
 def _group_counts_and_totals(q: ReportQuery, group_bys: Sequence[str]) -> dict[str | None, list[OutcomeFigures]]:
     """The groups' counts (outcomes read once, counted per raw key by GROUPING SETS, then the quarter hours summed
     into local days or weeks and the labels joined on the few groups) and, in the same statement, the whole view's
-    counts and percentiles."""
+    counts and percentiles.
+
+    With `q.rollups` the groups are summed from the zone's daily rollups instead (already in local days); the whole
+    view's figures still read the outcomes, since percentiles need every duration."""
     where = _outcome_conditions(q)
-    aligned = _quarter_hours_align(q)
+    group_where = _outcome_conditions(q, rollup=q.rollups)
+    aligned = q.rollups or _quarter_hours_align(q)
     raw: list[str] = []
     raw_params: list[Any] = []
     outer: list[str] = []
@@ -379,7 +415,9 @@ def _group_counts_and_totals(q: ReportQuery, group_bys: Sequence[str]) -> dict[s
     joins = ""
     for index, group_by in enumerate(group_bys):
         key, group_key, label, join = _COUNT_GROUP_COLUMNS[group_by]
-        if group_by in ("day", "week") and not aligned:
+        if group_by in _ROLLUP_DAY_KEYS and q.rollups:
+            key, group_key = _ROLLUP_DAY_KEYS[group_by]
+        elif group_by in ("day", "week") and not aligned:
             key, group_key = _GROUP_COLUMNS[group_by][0], "{g}"
         raw.append(f"{key} AS r{index}")
         raw_params += [q.zone_name] * key.count("%s")
@@ -391,17 +429,28 @@ def _group_counts_and_totals(q: ReportQuery, group_bys: Sequence[str]) -> dict[s
     sums = ", ".join(f"sum(g.c{n})::bigint" for n in range(5))
     positions = ", ".join(str(n) for n in range(1, 2 + 2 * len(group_bys)))
     no_keys = "NULL, NULL, " * len(group_bys)
+    having = ""
+    if q.rollups:
+        counts = _COUNTS_OF_ROLLUPS
+        having = _ROLLUP_GROUPS_HAVING
+        rows = (
+            f"SELECT {', '.join(raw)}, o.metric AS metric, o.finished AS finished, o.met AS met"
+            " FROM sla_outcomeday o JOIN tickets_category cat ON cat.id = o.category_id"
+        )
+    else:
+        counts = _COUNTS_SELECT
+        rows = f"SELECT {', '.join(raw)}, o.metric AS metric, o.met AS met FROM {_outcome_from(q)}"
     statement = (
         f"SELECT g.mask, {', '.join(outer)}, {sums}, NULL::float8[], NULL::float8[], NULL::float8[], NULL::float8[]"
-        f" FROM (SELECT GROUPING({keys}) AS mask, {keys}, {_COUNTS_SELECT}"
-        f" FROM (SELECT {', '.join(raw)}, o.metric AS metric, o.met AS met FROM {_outcome_from(q)}"
-        f" WHERE {where.where}) AS s GROUP BY GROUPING SETS ({sets})) AS g{joins} GROUP BY {positions}"
+        f" FROM (SELECT GROUPING({keys}) AS mask, {keys}, {counts}"
+        f" FROM ({rows} WHERE {group_where.where}) AS s GROUP BY GROUPING SETS ({sets}){having}) AS g{joins}"
+        f" GROUP BY {positions}"
         f" UNION ALL SELECT {(1 << len(group_bys)) - 1}, {no_keys}{_FIGURES_SELECT}"
         " FROM (SELECT o.metric AS metric, o.met AS met, o.business_seconds_used AS business,"
         f" {_WALL} FROM {_outcome_from(q)} WHERE {where.where}) AS outcomes"
         f" ORDER BY {positions}"
     )
-    params = [*outer_params, *raw_params, *where.params, *where.params]
+    params = [*outer_params, *raw_params, *group_where.params, *where.params]
     return _figure_rows(group_bys, _fetch(statement, params))
 
 
@@ -618,6 +667,14 @@ def _satisfaction(resolved: int, rated: int, score_sum: int | None) -> Satisfact
 def satisfaction(q: ReportQuery) -> Satisfaction:
     """CSAT over the tickets resolved in the period: the average score of their ratings and the share rated. (The
     page takes it from `flow`, which reads the same rows.)"""
+    if q.rollups:
+        where = _ticket_day_conditions(q)
+        statement = (
+            "SELECT COALESCE(sum(k.tickets), 0), COALESCE(sum(k.rated), 0), sum(k.score) FROM sla_ticketday k"
+            f" WHERE {where.where} AND k.kind = 'resolved'"
+        )
+        resolved, rated, score_sum = _fetch(statement, where.params)[0]
+        return _satisfaction(resolved, rated, score_sum)
     rows, params = _resolved_rows(q)
     resolved, rated, score_sum = _fetch(f"SELECT count(*), count(r.id), sum(r.score) {rows}", params)[0]
     return _satisfaction(resolved, rated, score_sum)
@@ -635,7 +692,37 @@ class Flow:
     satisfaction: Satisfaction
 
 
+def _ticket_day_conditions(q: ReportQuery) -> _Sql:
+    """The zone's daily ticket rollups (`sla_ticketday`, alias k, named like the ticket's columns) of the period and
+    the view."""
+    sql = _ticket_conditions(q)
+    sql.conditions[:0] = ["k.zone = %s", "k.day >= %s", "k.day <= %s"]
+    sql.params[:0] = [q.zone_name, q.first_day, q.last_day]
+    return sql
+
+
+# Arrivals by weekday and hour from the rollups' hour columns: summed per weekday, then one row per hour.
+_ARRIVAL_HOURS = ", ".join(f"({hour}, s.{column})" for hour, column in enumerate(HOURS))
+_ARRIVAL_SUMS = ", ".join(f"sum(k.{column}) AS {column}" for column in HOURS)
+
+
+def _flow_of_rollups(q: ReportQuery) -> Flow:
+    where = _ticket_day_conditions(q)
+    statement = (
+        "SELECT k.kind, k.day, NULL::int, NULL::int, sum(k.tickets)::bigint, sum(k.rated)::bigint,"
+        f" sum(k.score)::bigint FROM sla_ticketday k WHERE {where.where} GROUP BY 1, 2"
+        " HAVING sum(k.tickets) <> 0 OR sum(k.rated) <> 0"
+        " UNION ALL SELECT 'created', NULL, s.dow, h.hour, h.arrivals, 0, 0"
+        f" FROM (SELECT extract(isodow FROM k.day)::int AS dow, {_ARRIVAL_SUMS} FROM sla_ticketday k"
+        f" WHERE {where.where} AND k.kind = 'created' GROUP BY 1) AS s"
+        f" CROSS JOIN LATERAL (VALUES {_ARRIVAL_HOURS}) AS h(hour, arrivals) WHERE h.arrivals <> 0"
+    )
+    return _flow(q, _fetch(statement, [*where.params, *where.params]))
+
+
 def flow(q: ReportQuery) -> Flow:
+    if q.rollups:
+        return _flow_of_rollups(q)
     where = _ticket_conditions(q)
     resolved_rows, resolved_params = _resolved_rows(q)
     zone = q.zone_name

@@ -11,7 +11,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.db import OperationalError
 
-from sla import escalation, services
+from sla import escalation, rollups, services
 
 logger = logging.getLogger(__name__)
 
@@ -76,3 +76,19 @@ def reconcile_when_a_timers_worker_starts(sender: Any = None, **kwargs: Any) -> 
         reconcile_task.apply_async(queue=TIMERS_QUEUE)
     except Exception:  # a broker hiccup at start-up: beat's next pass does the same work
         logger.exception("sla.start_reconcile_failed")
+
+
+@shared_task(name="reports.fill_zone", acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True)
+def fill_report_zone_task(zone: str) -> bool:
+    """Fill a zone's dashboard rollups (the `reports` queue; a ready zone is a no-op, so duplicates cost nothing)."""
+    try:
+        return rollups.fill_zone(zone)
+    except ValueError:
+        logger.warning("rollups.unknown_zone", extra={"zone": zone})
+        return False
+
+
+@shared_task(name="reports.compact_rollups", acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True)
+def compact_rollups_task() -> int:
+    """Fold the dashboard rollups' repeated keys (celery-beat)."""
+    return rollups.compact()

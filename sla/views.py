@@ -207,7 +207,7 @@ def sla_dashboard(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return render(request, "sla/dashboard.html", context, status=400)
     q = form.report_query()
-    with reports.report_transaction():
+    with reports.report_transaction(q) as q:
         context.update(dashboard_context(q))
     context["csv_url"] = f"{reverse('sla_dashboard_csv')}?{request.GET.urlencode()}"
     context["api_url"] = f"{reverse('sla_api:reports-sla')}?{request.GET.urlencode()}"

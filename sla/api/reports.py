@@ -124,7 +124,7 @@ class SlaReportView(APIView):
             raise ValidationFailed("Invalid input.", fields=form.error_fields())
         q = form.report_query()
         group_by = form.cleaned_data.get("group_by") or None
-        with reports.report_transaction():
+        with reports.report_transaction(q) as q:
             figure_sets = reports.outcome_figure_sets(q, [group_by] if group_by else [])
             live = reports.live_figures(q)
             csat = reports.satisfaction(q)

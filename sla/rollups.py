@@ -1,0 +1,216 @@
+"""Daily rollups behind the dashboards' counts (docs/dashboards.md "Rollups").
+
+The dashboards cut days in the viewer's time zone, so the rollups are kept per zone (`ReportZone`): `OutcomeDay`
+counts finished clocks and `TicketDay` counts tickets created (per local hour too, for the arrivals heatmap) and
+resolved (with their ratings) per local day and per every column the dashboards filter on. At a million tickets a
+day of a zone holds a few hundred rows where the raw tables hold thousands, so a period's counts read 16× fewer rows.
+
+- **Maintained by Postgres.** Triggers (migration `sla/0015`) add rows for every listed zone whenever a ticket,
+  rating or outcome is written, in the writer's own transaction: whatever writes (services, the admin, COPY, a
+  repair), the rollups change with the rows, and a rolled-back change leaves them untouched. Rows are only ever
+  inserted (+1 for the new key, -1 for the old one), so concurrent writers never wait on a shared counter row.
+- **Filled per zone.** `fill_zone` lists a zone and counts it from the raw rows in one transaction that holds
+  ticket, rating and outcome writes (a `SHARE` lock) until it commits, so no change is counted twice or missed: a
+  write that lands before the lock is in the count; one after it is added by the triggers, which list the zone from
+  then on. Writers wait for the duration (seconds at a million tickets, once per zone). Reports use a zone's rollups
+  only once it is ready; until then they count the raw rows, which gives the same figures more slowly.
+- **Compacted.** `compact` folds each key's rows into one (celery-beat, every few minutes), so a busy day keeps a
+  few hundred rows however often its tickets change.
+- **Checked.** The tests compare every rollup-based figure with the same figure from the raw rows, across zones,
+  after updates, reopenings, ratings, compaction and a refill.
+
+Percentiles and the live figures do not come from here: a median cannot be summed from daily parts, and open clocks
+change by the second.
+"""
+
+# Statements are assembled from constant fragments in this module; every value is a bound parameter.
+# ruff: noqa: S608
+
+import logging
+from collections.abc import Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.db import OperationalError, connection, transaction
+from django.db.backends.utils import CursorWrapper
+from django.utils import timezone
+
+from itsm.queue import enqueue_on_commit
+from sla.models import HOURS, ReportZone
+
+logger = logging.getLogger(__name__)
+
+# One advisory lock key for filling and compacting (they must not interleave: a compaction that read a zone's rows
+# before a refill replaced them would add them back).
+ROLLUP_LOCK = 7_300_001
+# Filling waits this long for the tables' writers, then gives up and retries: a writer that already holds one table
+# and waits for another one the fill has locked would otherwise deadlock with it.
+LOCK_TIMEOUT = "500ms"
+LOCK_ATTEMPTS = 20
+# Rows counted per statement while filling (the progress step).
+FILL_BATCH = 200_000
+
+TICKET_COLUMNS = (
+    "zone, day, kind, team_id, category_id, priority, type, is_confidential, sla_policy_ids, tickets, rated, score, "
+    + ", ".join(HOURS)
+)
+TICKET_KEY = "zone, day, kind, team_id, category_id, priority, type, is_confidential, sla_policy_ids"
+TICKET_SUMS = "tickets, rated, score, " + ", ".join(HOURS)
+OUTCOME_KEY = "zone, day, team_id, category_id, priority, policy_id, ticket_type, metric"
+OUTCOME_SUMS = "finished, met"
+
+Progress = Callable[[str, int, int], None]
+
+
+def zone_state(name: str) -> bool | None:
+    """True when the zone's rollups are ready, False while listed but not yet filled, None when not listed."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT is_ready FROM sla_reportzone WHERE name = %s", [name])
+        row = cursor.fetchone()
+    return None if row is None else bool(row[0])
+
+
+def request_zone(name: str) -> None:
+    """Ask a worker to fill the zone (after the current transaction commits). Filling an already ready zone is a
+    no-op, so asking twice costs nothing."""
+    from sla.tasks import fill_report_zone_task  # noqa: PLC0415 - tasks import this module
+
+    enqueue_on_commit(fill_report_zone_task, name)
+
+
+def fill_zone(name: str, *, refill: bool = False, progress: Progress | None = None) -> bool:
+    """List the zone and count its rollups from the raw rows (see the module). Returns False when the zone was
+    already ready and `refill` is False. Raises ValueError for an unknown zone, OperationalError when the tables'
+    writers kept the lock busy for every attempt."""
+    try:
+        ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError) as exc:
+        raise ValueError(f"{name!r} is not a known IANA time zone") from exc
+    for attempt in range(1, LOCK_ATTEMPTS + 1):
+        try:
+            return _fill_zone_once(name, refill=refill, progress=progress)
+        except OperationalError as exc:
+            if "lock timeout" not in str(exc) or attempt == LOCK_ATTEMPTS:
+                raise
+            logger.info("rollups.fill_lock_busy", extra={"zone": name, "attempt": attempt})
+    return False  # pragma: no cover - the loop returns or raises
+
+
+def _fill_zone_once(name: str, *, refill: bool, progress: Progress | None) -> bool:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROLLUP_LOCK])
+        cursor.execute("SELECT is_ready FROM sla_reportzone WHERE name = %s", [name])
+        row = cursor.fetchone()
+        if row is not None and row[0] and not refill:
+            return False
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [LOCK_TIMEOUT])
+        cursor.execute(
+            "LOCK TABLE tickets_ticket, tickets_satisfactionrating, sla_clockoutcome IN SHARE MODE",
+        )
+        cursor.execute("SELECT set_config('lock_timeout', '0', true)")
+        cursor.execute(
+            "INSERT INTO sla_reportzone (name, is_ready, requested_at) VALUES (%s, false, %s)"
+            " ON CONFLICT (name) DO UPDATE SET is_ready = false",
+            [name, timezone.now()],
+        )
+        cursor.execute("DELETE FROM sla_outcomeday WHERE zone = %s", [name])
+        cursor.execute("DELETE FROM sla_ticketday WHERE zone = %s", [name])
+        _fill_batches(cursor, name, "tickets_ticket", _CREATED_FILL, "tickets created", progress)
+        _fill_batches(cursor, name, "tickets_ticket", _RESOLVED_FILL, "tickets resolved", progress)
+        _fill_batches(cursor, name, "sla_clockoutcome", _OUTCOME_FILL, "outcomes", progress)
+        _compact(cursor, zone=name)
+        cursor.execute(
+            "UPDATE sla_reportzone SET is_ready = true, filled_at = %s WHERE name = %s", [timezone.now(), name]
+        )
+    logger.info("rollups.filled", extra={"zone": name})
+    return True
+
+
+_CREATED_FILL = (
+    f"INSERT INTO sla_ticketday ({TICKET_COLUMNS})"
+    " SELECT %s, l.day, 'created', l.team_id, l.category_id, l.priority, l.type, l.is_confidential, l.sla_policy_ids,"
+    " count(*), 0, 0, "
+    + ", ".join(f"count(*) FILTER (WHERE l.hour = {hour})" for hour in range(24))
+    + " FROM (SELECT (k.created_at AT TIME ZONE %s)::date AS day,"
+    " extract(hour FROM k.created_at AT TIME ZONE %s)::int AS hour, k.team_id, k.category_id, k.priority, k.type,"
+    " k.is_confidential, k.sla_policy_ids FROM tickets_ticket k WHERE k.id >= %s AND k.id < %s) AS l"
+    " GROUP BY 2, 4, 5, 6, 7, 8, 9"
+)
+_RESOLVED_FILL = (
+    f"INSERT INTO sla_ticketday ({TICKET_COLUMNS})"
+    " SELECT %s, (k.resolved_at AT TIME ZONE %s)::date, 'resolved', k.team_id, k.category_id, k.priority, k.type,"
+    " k.is_confidential, k.sla_policy_ids, count(*), count(r.id), COALESCE(sum(r.score), 0), "
+    + ", ".join("0" for _hour in HOURS)
+    + " FROM tickets_ticket k LEFT JOIN tickets_satisfactionrating r ON r.ticket_id = k.id"
+    " WHERE k.resolved_at IS NOT NULL AND k.id >= %s AND k.id < %s GROUP BY 2, 4, 5, 6, 7, 8, 9"
+)
+_OUTCOME_FILL = (
+    f"INSERT INTO sla_outcomeday ({OUTCOME_KEY}, {OUTCOME_SUMS})"
+    " SELECT %s, (o.finished_at AT TIME ZONE %s)::date, o.team_id, o.category_id, o.priority, o.policy_id,"
+    " o.ticket_type, o.metric, count(*), count(*) FILTER (WHERE o.met)"
+    " FROM sla_clockoutcome o WHERE o.id >= %s AND o.id < %s GROUP BY 2, 3, 4, 5, 6, 7, 8"
+)
+
+
+def _fill_batches(
+    cursor: CursorWrapper, name: str, table: str, statement: str, label: str, progress: Progress | None
+) -> None:
+    """Run `statement` over `table` by id ranges of `FILL_BATCH` (the rows of a key may land in several batches;
+    the fill compacts at the end)."""
+    cursor.execute(f"SELECT COALESCE(min(id), 0), COALESCE(max(id), -1) FROM {table}")
+    low, high = cursor.fetchone()
+    zone_params = [name] * (statement.count("%s") - 2)
+    start = low
+    while start <= high:
+        end = start + FILL_BATCH
+        cursor.execute(statement, [*zone_params, start, end])
+        if progress is not None:
+            progress(label, min(end, high + 1) - low, high + 1 - low)
+        start = end
+
+
+def compact(zone: str | None = None) -> int:
+    """Fold each key's rows into one (dropping keys whose counts sum to nothing). Returns the rows removed."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROLLUP_LOCK])
+        return _compact(cursor, zone=zone)
+
+
+def _compact(cursor: CursorWrapper, *, zone: str | None) -> int:
+    removed = 0
+    for table, key, sums in (
+        ("sla_outcomeday", OUTCOME_KEY, OUTCOME_SUMS),
+        ("sla_ticketday", TICKET_KEY, TICKET_SUMS),
+    ):
+        zone_where = "" if zone is None else " WHERE zone = %s"
+        nonzero = " OR ".join(f"sum({column}) <> 0" for column in sums.split(", "))
+        # Whole days with a repeated key are folded: every row of such a day is deleted and its keys inserted
+        # summed, in one statement, so a reader sees the day either before or after. Rows a concurrent writer adds
+        # meanwhile are not in the statement's snapshot and stay as they are.
+        cursor.execute(
+            f"WITH days AS (SELECT DISTINCT zone, day FROM (SELECT zone, day FROM {table}{zone_where}"
+            f" GROUP BY {key} HAVING count(*) > 1) AS repeated),"
+            f" gone AS (DELETE FROM {table} t USING days d WHERE t.zone = d.zone AND t.day = d.day"
+            f" RETURNING {', '.join('t.' + column for column in (key + ', ' + sums).split(', '))}),"
+            f" kept AS (INSERT INTO {table} ({key}, {sums})"
+            f" SELECT {key}, {', '.join(f'sum({column})' for column in sums.split(', '))} FROM gone"
+            f" GROUP BY {key} HAVING {nonzero} RETURNING 1)"
+            " SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM kept)",
+            [] if zone is None else [zone],
+        )
+        removed += cursor.fetchone()[0]
+    return removed
+
+
+def drop_zone(name: str) -> bool:
+    """Stop keeping rollups for a zone (its viewers' reports count the raw rows again until it is filled anew)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROLLUP_LOCK])
+        cursor.execute("DELETE FROM sla_reportzone WHERE name = %s", [name])
+        listed = cursor.rowcount > 0
+        cursor.execute("DELETE FROM sla_outcomeday WHERE zone = %s", [name])
+        cursor.execute("DELETE FROM sla_ticketday WHERE zone = %s", [name])
+    return listed
+
+
+def zones() -> list[ReportZone]:
+    return list(ReportZone.objects.order_by("name"))
