@@ -28,6 +28,7 @@ change by the second.
 
 import logging
 from collections.abc import Callable
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import OperationalError, connection, transaction
@@ -46,8 +47,8 @@ ROLLUP_LOCK = 7_300_001
 # and waits for another one the fill has locked would otherwise deadlock with it.
 LOCK_TIMEOUT = "500ms"
 LOCK_ATTEMPTS = 20
-# Rows counted per statement while filling (the progress step).
-FILL_BATCH = 200_000
+# Local days counted per statement while filling (the progress step).
+FILL_DAYS = 28
 
 TICKET_COLUMNS = (
     "zone, day, kind, team_id, category_id, priority, type, is_confidential, sla_policy_ids, tickets, rated, score, "
@@ -114,9 +115,9 @@ def _fill_zone_once(name: str, *, refill: bool, progress: Progress | None) -> bo
         )
         cursor.execute("DELETE FROM sla_outcomeday WHERE zone = %s", [name])
         cursor.execute("DELETE FROM sla_ticketday WHERE zone = %s", [name])
-        _fill_batches(cursor, name, "tickets_ticket", _CREATED_FILL, "tickets created", progress)
-        _fill_batches(cursor, name, "tickets_ticket", _RESOLVED_FILL, "tickets resolved", progress)
-        _fill_batches(cursor, name, "sla_clockoutcome", _OUTCOME_FILL, "outcomes", progress)
+        _fill_windows(cursor, name, "tickets_ticket.created_at", _CREATED_FILL, "tickets created", progress)
+        _fill_windows(cursor, name, "tickets_ticket.resolved_at", _RESOLVED_FILL, "tickets resolved", progress)
+        _fill_windows(cursor, name, "sla_clockoutcome.finished_at", _OUTCOME_FILL, "outcomes", progress)
         _compact(cursor, zone=name)
         cursor.execute(
             "UPDATE sla_reportzone SET is_ready = true, filled_at = %s WHERE name = %s", [timezone.now(), name]
@@ -132,8 +133,8 @@ _CREATED_FILL = (
     + ", ".join(f"count(*) FILTER (WHERE l.hour = {hour})" for hour in range(24))
     + " FROM (SELECT (k.created_at AT TIME ZONE %s)::date AS day,"
     " extract(hour FROM k.created_at AT TIME ZONE %s)::int AS hour, k.team_id, k.category_id, k.priority, k.type,"
-    " k.is_confidential, k.sla_policy_ids FROM tickets_ticket k WHERE k.id >= %s AND k.id < %s) AS l"
-    " GROUP BY 2, 4, 5, 6, 7, 8, 9"
+    " k.is_confidential, k.sla_policy_ids FROM tickets_ticket k WHERE k.created_at >= %s AND k.created_at < %s) AS l"
+    " GROUP BY 2, 4, 5, 6, 7, 8, 9 ORDER BY 2"
 )
 _RESOLVED_FILL = (
     f"INSERT INTO sla_ticketday ({TICKET_COLUMNS})"
@@ -141,31 +142,46 @@ _RESOLVED_FILL = (
     " k.is_confidential, k.sla_policy_ids, count(*), count(r.id), COALESCE(sum(r.score), 0), "
     + ", ".join("0" for _hour in HOURS)
     + " FROM tickets_ticket k LEFT JOIN tickets_satisfactionrating r ON r.ticket_id = k.id"
-    " WHERE k.resolved_at IS NOT NULL AND k.id >= %s AND k.id < %s GROUP BY 2, 4, 5, 6, 7, 8, 9"
+    " WHERE k.resolved_at >= %s AND k.resolved_at < %s GROUP BY 2, 4, 5, 6, 7, 8, 9 ORDER BY 2"
 )
 _OUTCOME_FILL = (
     f"INSERT INTO sla_outcomeday ({OUTCOME_KEY}, {OUTCOME_SUMS})"
     " SELECT %s, (o.finished_at AT TIME ZONE %s)::date, o.team_id, o.category_id, o.priority, o.policy_id,"
     " o.ticket_type, o.metric, count(*), count(*) FILTER (WHERE o.met)"
-    " FROM sla_clockoutcome o WHERE o.id >= %s AND o.id < %s GROUP BY 2, 3, 4, 5, 6, 7, 8"
+    " FROM sla_clockoutcome o WHERE o.finished_at >= %s AND o.finished_at < %s GROUP BY 2, 3, 4, 5, 6, 7, 8 ORDER BY 2"
 )
 
 
-def _fill_batches(
-    cursor: CursorWrapper, name: str, table: str, statement: str, label: str, progress: Progress | None
+def _fill_windows(
+    cursor: CursorWrapper, name: str, instants: str, statement: str, label: str, progress: Progress | None
 ) -> None:
-    """Run `statement` over `table` by id ranges of `FILL_BATCH` (the rows of a key may land in several batches;
-    the fill compacts at the end)."""
-    cursor.execute(f"SELECT COALESCE(min(id), 0), COALESCE(max(id), -1) FROM {table}")
+    """Run `statement` over `FILL_DAYS` local days at a time, from the first to the last of the `instants` column
+    ("table.column", indexed): each window reads one range of the column's index and writes its days' rows together,
+    in day order, so a period's rollup rows sit on few pages. Windows are cut at local midnight, so a day's key is
+    counted in one window (a zone whose midnight falls in a DST gap may split a day; the final compaction folds it)."""
+    zone = ZoneInfo(name)
+    table, column = instants.split(".")
+    cursor.execute(f"SELECT min({column}), max({column}) FROM {table}")
     low, high = cursor.fetchone()
-    zone_params = [name] * (statement.count("%s") - 2)
-    start = low
-    while start <= high:
-        end = start + FILL_BATCH
-        cursor.execute(statement, [*zone_params, start, end])
+    if low is None:
         if progress is not None:
-            progress(label, min(end, high + 1) - low, high + 1 - low)
-        start = end
+            progress(label, 0, 0)
+        return
+    first, last = low.astimezone(zone).date(), high.astimezone(zone).date()
+    total = (last - first).days + 1
+    zone_params = [name] * (statement.count("%s") - 2)
+    day = first
+    while day <= last:
+        end = min(day + timedelta(days=FILL_DAYS), last + timedelta(days=1))
+        window = [datetime.combine(day, time(0), tzinfo=zone), datetime.combine(end, time(0), tzinfo=zone)]
+        if day == first:  # the zone's midnight can fall in a gap; take every instant anyway
+            window[0] = min(window[0], low)
+        if end > last:
+            window[1] = max(window[1], high + timedelta(microseconds=1))
+        cursor.execute(statement, [*zone_params, *window])
+        if progress is not None:
+            progress(label, (end - first).days, total)
+        day = end
 
 
 def compact(zone: str | None = None) -> int:

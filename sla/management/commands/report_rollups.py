@@ -2,7 +2,7 @@
 
 `manage.py report_rollups` lists the zones and their state; `--fill Europe/Berlin` (repeatable) lists and counts a
 zone (a ready zone is left alone unless `--refill`); `--compact` folds repeated keys; `--drop ZONE` stops keeping a
-zone. Progress goes to stderr: one line per batch of rows counted.
+zone. Progress goes to stderr: one line per four weeks of days counted.
 """
 
 import time
@@ -28,7 +28,7 @@ class Command(BaseCommand):
 
         def progress(label: str, done: int, total: int) -> None:
             if not quiet:
-                self.stderr.write(f"  {label}: {done:,} of {total:,} ids ({100 * done // max(total, 1)} %)")
+                self.stderr.write(f"  {label}: {done:,} of {total:,} days ({100 * done // max(total, 1)} %)")
 
         for zone in fill:
             started = time.monotonic()
