@@ -258,3 +258,16 @@ def test_the_fill_task_skips_unknown_zones(db) -> None:  # type: ignore[no-untyp
 
     assert fill_report_zone_task.run("Not/A_Zone") is False
     assert not ReportZone.objects.exists()
+
+
+def test_a_view_where_nothing_finished_has_zero_counts_and_no_percentiles(desk) -> None:  # type: ignore[no-untyped-def]
+    ReportZone.objects.create(name="UTC", is_ready=True)
+    build_history(desk)
+    q = report_query(desk.manager, {"range": "custom", "from": "2025-01-01", "to": "2025-01-31"})
+    for view in (q, replace(q, rollups=True)):
+        sets = reports.outcome_figure_sets(view, ["day", "team", "category"], group_percentiles=False)
+        assert sets["team"] == sets["category"] == sets["day"] == []
+        totals = sets[None][0]
+        assert (totals.finished, totals.met, totals.breaches) == (0, 0, 0)
+        assert totals.first_response_business_p50 is None
+        assert totals.resolution_wall_p90 is None
