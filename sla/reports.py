@@ -440,17 +440,17 @@ def _group_counts_and_totals(q: ReportQuery, group_bys: Sequence[str]) -> dict[s
     if q.rollups:
         counts = _COUNTS_OF_ROLLUPS
         having = _ROLLUP_GROUPS_HAVING
-        rows = (
+        counted = (
             f"SELECT {', '.join(raw)}, o.metric AS metric, o.finished AS finished, o.met AS met"
             " FROM sla_outcomeday o JOIN tickets_category cat ON cat.id = o.category_id"
         )
     else:
         counts = _COUNTS_SELECT
-        rows = f"SELECT {', '.join(raw)}, o.metric AS metric, o.met AS met FROM {_outcome_from(q)}"
+        counted = f"SELECT {', '.join(raw)}, o.metric AS metric, o.met AS met FROM {_outcome_from(q)}"
     statement = (
         f"SELECT g.mask, {', '.join(outer)}, {sums}, NULL::float8[], NULL::float8[], NULL::float8[], NULL::float8[]"
         f" FROM (SELECT GROUPING({keys}) AS mask, {keys}, {counts}"
-        f" FROM ({rows} WHERE {group_where.where}) AS s GROUP BY GROUPING SETS ({sets}){having}) AS g{joins}"
+        f" FROM ({counted} WHERE {group_where.where}) AS s GROUP BY GROUPING SETS ({sets}){having}) AS g{joins}"
         f" GROUP BY {positions}"
         + "".join(
             f" UNION ALL SELECT {everything}, {no_keys}NULL, NULL, NULL, NULL, NULL, {pairs}"
@@ -471,12 +471,10 @@ def _group_counts_and_totals(q: ReportQuery, group_bys: Sequence[str]) -> dict[s
     groups = [row for row in rows if row[0] != everything]
     parts = [row for row in rows if row[0] == everything]
     width = len(parts[0])
-    totals = tuple(next((part[n] for part in parts if part[n] is not None), None) for n in range(width))
+    found: list[Any] = [next((part[n] for part in parts if part[n] is not None), None) for n in range(width)]
     counts_at = 1 + 2 * len(group_bys)
-    totals = (
-        totals[:counts_at] + tuple(count or 0 for count in totals[counts_at : counts_at + 5]) + totals[counts_at + 5 :]
-    )
-    return _figure_rows(group_bys, [*groups, totals])
+    found[counts_at : counts_at + 5] = [count or 0 for count in found[counts_at : counts_at + 5]]
+    return _figure_rows(group_bys, [*groups, tuple(found)])
 
 
 def _quarter_hours_align(q: ReportQuery) -> bool:
