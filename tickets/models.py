@@ -193,11 +193,13 @@ class Ticket(models.Model):
                 condition=Q(resolved_at__isnull=False),
                 name="tickets_resolved",
             ),
+            # Open tickets in id order: the live counts merge them with the open clocks' index (also in ticket id
+            # order) instead of hashing both, and the backlog counts them by state and age.
             models.Index(
-                fields=("state", "created_at"),
-                include=REPORT_COLUMNS,
+                fields=("id",),
+                include=tuple(column for column in ("state", "created_at", *REPORT_COLUMNS) if column != "id"),
                 condition=Q(state__in=("new", "assigned", "in_progress", "pending")),
-                name="tickets_open_created",
+                name="tickets_open_id",
             ),
             # Substring search on titles (admin search, quick find) uses a trigram GIN index.
             GinIndex(fields=("title",), name="tickets_title_trgm", opclasses=("gin_trgm_ops",)),
