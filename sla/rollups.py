@@ -31,9 +31,11 @@ from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.core.cache import cache
 from django.db import OperationalError, connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from itsm.queue import enqueue_on_commit
 from sla.models import HOURS, ReportZone
@@ -47,6 +49,8 @@ ROLLUP_LOCK = 7_300_001
 # and waits for another one the fill has locked would otherwise deadlock with it.
 LOCK_TIMEOUT = "500ms"
 LOCK_ATTEMPTS = 20
+# A zone's fill is asked for at most this often (the first view in the zone, and again if it is still not ready).
+FILL_REQUEST_SECONDS = 300
 # Local days counted per statement while filling (the progress step).
 FILL_DAYS = 28
 
@@ -71,11 +75,17 @@ def zone_state(name: str) -> bool | None:
 
 
 def request_zone(name: str) -> None:
-    """Ask a worker to fill the zone (after the current transaction commits). Filling an already ready zone is a
-    no-op, so asking twice costs nothing."""
+    """Ask a worker to fill the zone (after the current transaction commits), at most once per
+    `FILL_REQUEST_SECONDS` whatever the number of views meanwhile (a Redis key; if Redis cannot say, ask anyway:
+    filling a ready zone is a no-op)."""
     from sla.tasks import fill_report_zone_task  # noqa: PLC0415 - tasks import this module
 
-    enqueue_on_commit(fill_report_zone_task, name)
+    try:
+        first = cache.add(f"rollups:fill-requested:{name}", 1, timeout=FILL_REQUEST_SECONDS)
+    except RedisError:
+        first = True
+    if first:
+        enqueue_on_commit(fill_report_zone_task, name)
 
 
 def fill_zone(name: str, *, refill: bool = False, progress: Progress | None = None) -> bool:

@@ -271,3 +271,17 @@ def test_a_view_where_nothing_finished_has_zero_counts_and_no_percentiles(desk) 
         assert (totals.finished, totals.met, totals.breaches) == (0, 0, 0)
         assert totals.first_response_business_p50 is None
         assert totals.resolution_wall_p90 is None
+
+
+def test_a_zone_is_asked_for_once_however_many_views_come_meanwhile(db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from django.core.cache import cache
+
+    sent: list[tuple[str, ...]] = []
+    monkeypatch.setattr(rollups, "enqueue_on_commit", lambda task, *args: sent.append((task.name, *args)))
+    cache.delete("rollups:fill-requested:Asia/Kolkata")
+    for _view in range(3):
+        rollups.request_zone("Asia/Kolkata")
+    assert sent == [("reports.fill_zone", "Asia/Kolkata")]
+    cache.delete("rollups:fill-requested:Asia/Kolkata")  # the key expires: asked again
+    rollups.request_zone("Asia/Kolkata")
+    assert len(sent) == 2
