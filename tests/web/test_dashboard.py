@@ -305,3 +305,26 @@ def test_api_and_csv_queries_do_not_grow_with_the_data(desk, history, django_ass
         assert body.count(b"\n") == 1 + ClockOutcome.objects.count()
         if size == "small":
             grow(desk, 12)
+
+
+@pytest.mark.parametrize("user", ["manager", "lead"])
+def test_the_page_from_rollups_is_the_page_from_raw_rows_in_the_same_queries(  # type: ignore[no-untyped-def]
+    desk, history, django_assert_num_queries, user
+) -> None:
+    from sla import rollups
+
+    viewer = getattr(desk, user)
+    client = signed_in(viewer)
+    views = [{}, {"team": str(desk.desktop.pk)}, {"priority": "3", "bucket": "week"}]
+    raw = [get(client, PAGE, params) for params in views]
+    assert not any(response.context["q"].rollups for response in raw)
+    assert rollups.fill_zone(viewer.time_zone)
+    for params, counted in zip(views, raw, strict=True):
+        with django_assert_num_queries(PAGE_QUERIES):
+            summed = get(client, PAGE, params)
+        assert summed.context["q"].rollups
+        assert tiles(summed.content) == tiles(counted.content)
+        assert chart_data(summed.content) == chart_data(counted.content)
+        assert summed.context["teams"] == counted.context["teams"]
+        assert summed.context["heatmap"] == counted.context["heatmap"]
+    assert sum(chart_data(raw[0].content)["flow"]["created"]) > 0  # the views compared were not empty
