@@ -132,6 +132,9 @@ def _fill_zone_once(name: str, *, refill: bool, progress: Progress | None) -> bo
         cursor.execute(
             "UPDATE sla_reportzone SET is_ready = true, filled_at = %s WHERE name = %s", [timezone.now(), name]
         )
+        # A fill writes most of the tables' rows at once: statistics now, not at autovacuum's next pass, so the
+        # first reports plan with them.
+        cursor.execute("ANALYZE sla_outcomeday, sla_ticketday")
     logger.info("rollups.filled", extra={"zone": name})
     return True
 
