@@ -31,6 +31,26 @@ def _changed(columns: str) -> str:
     )
 
 
+def _triggers(name: str, table: str, arguments: str, changed: str) -> str:
+    """The trigger function `name` (the old row's key -1 and the new row's +1, through `name`_add with `arguments`
+    filled for each) and its triggers on `table`: on every insert and delete, and on updates of a counted column."""
+    return f"""
+CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        PERFORM {name}_add({arguments.format(row="OLD", sign="-1")});
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        PERFORM {name}_add({arguments.format(row="NEW", sign="1")});
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER {name} AFTER INSERT OR DELETE ON {table} FOR EACH ROW EXECUTE FUNCTION {name}();
+CREATE TRIGGER {name}_update AFTER UPDATE ON {table} FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION {name}();
+"""
+
+
 CREATE_SQL = f"""
 CREATE FUNCTION sla_rollup_ticket_add(t tickets_ticket, sign integer) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
@@ -50,22 +70,7 @@ BEGIN
     END IF;
 END $$;
 
-CREATE FUNCTION sla_rollup_ticket() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP <> 'INSERT' THEN
-        PERFORM sla_rollup_ticket_add(OLD, -1);
-    END IF;
-    IF TG_OP <> 'DELETE' THEN
-        PERFORM sla_rollup_ticket_add(NEW, 1);
-    END IF;
-    RETURN NULL;
-END $$;
-
-CREATE TRIGGER sla_rollup_ticket AFTER INSERT OR DELETE ON tickets_ticket
-    FOR EACH ROW EXECUTE FUNCTION sla_rollup_ticket();
-CREATE TRIGGER sla_rollup_ticket_update AFTER UPDATE ON tickets_ticket
-    FOR EACH ROW WHEN ({_changed(TICKET_KEY)}) EXECUTE FUNCTION sla_rollup_ticket();
-
+{_triggers("sla_rollup_ticket", "tickets_ticket", "{row}, {sign}", _changed(TICKET_KEY))}
 -- A rating counts on its ticket's resolved day (a ticket that is not resolved has no resolved row to count it on).
 CREATE FUNCTION sla_rollup_rating_add(ticket bigint, score integer, sign integer) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
@@ -81,23 +86,7 @@ BEGIN
     FROM sla_reportzone z;
 END $$;
 
-CREATE FUNCTION sla_rollup_rating() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP <> 'INSERT' THEN
-        PERFORM sla_rollup_rating_add(OLD.ticket_id, OLD.score, -1);
-    END IF;
-    IF TG_OP <> 'DELETE' THEN
-        PERFORM sla_rollup_rating_add(NEW.ticket_id, NEW.score, 1);
-    END IF;
-    RETURN NULL;
-END $$;
-
-CREATE TRIGGER sla_rollup_rating AFTER INSERT OR DELETE ON tickets_satisfactionrating
-    FOR EACH ROW EXECUTE FUNCTION sla_rollup_rating();
-CREATE TRIGGER sla_rollup_rating_update AFTER UPDATE ON tickets_satisfactionrating
-    FOR EACH ROW WHEN ((OLD.ticket_id, OLD.score) IS DISTINCT FROM (NEW.ticket_id, NEW.score))
-    EXECUTE FUNCTION sla_rollup_rating();
-
+{_triggers("sla_rollup_rating", "tickets_satisfactionrating", "{row}.ticket_id, {row}.score, {sign}", _changed("ticket_id, score"))}
 CREATE FUNCTION sla_rollup_outcome_add(o sla_clockoutcome, sign integer) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO sla_outcomeday ({OUTCOME_COLUMNS})
@@ -106,22 +95,7 @@ BEGIN
     FROM sla_reportzone z;
 END $$;
 
-CREATE FUNCTION sla_rollup_outcome() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP <> 'INSERT' THEN
-        PERFORM sla_rollup_outcome_add(OLD, -1);
-    END IF;
-    IF TG_OP <> 'DELETE' THEN
-        PERFORM sla_rollup_outcome_add(NEW, 1);
-    END IF;
-    RETURN NULL;
-END $$;
-
-CREATE TRIGGER sla_rollup_outcome AFTER INSERT OR DELETE ON sla_clockoutcome
-    FOR EACH ROW EXECUTE FUNCTION sla_rollup_outcome();
-CREATE TRIGGER sla_rollup_outcome_update AFTER UPDATE ON sla_clockoutcome
-    FOR EACH ROW WHEN ({_changed(OUTCOME_KEY)}) EXECUTE FUNCTION sla_rollup_outcome();
-"""
+{_triggers("sla_rollup_outcome", "sla_clockoutcome", "{row}, {sign}", _changed(OUTCOME_KEY))}"""
 
 DROP_SQL = """
 DROP TRIGGER sla_rollup_outcome_update ON sla_clockoutcome;

@@ -3,16 +3,17 @@
 committed test database, one connection per thread; a `lock_timeout` turns any wait into an error instead of a hang."""
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import time_machine
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 
 from sla import services
 from sla.models import Calendar, Clock, ClockEvent, SlaPolicy, SlaTarget
+from tests.support import in_thread
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 TARGET_SECONDS = 60
@@ -37,25 +38,6 @@ def _overdue_clocks(desk: Any, frozen: time_machine.Traveller, count: int) -> li
     return list(Clock.objects.filter(ticket__in=tickets).order_by("pk").values_list("pk", flat=True))
 
 
-def _in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
-    """Run `work` in a thread with its own database connection (closed at the end) and a 2 s lock_timeout."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SET lock_timeout = '2s'")
-            outcome["result"] = work()
-        except BaseException as exc:  # reported by the test, not lost in the thread
-            outcome["error"] = exc
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, outcome
-
-
 def _breaches(clock_ids: list[int]) -> dict[int, int]:
     counts = dict.fromkeys(clock_ids, 0)
     for clock_id in ClockEvent.objects.filter(clock_id__in=clock_ids, kind="breached").values_list("clock_id", flat=1):
@@ -75,7 +57,7 @@ def test_a_reconciler_skips_the_clocks_another_holds_without_waiting(committed_d
             held.set()
             release.wait(JOIN_TIMEOUT_SECONDS)
 
-    thread, outcome = _in_thread(other_reconciler_batch)
+    thread, outcome = in_thread(other_reconciler_batch, lock_timeout="2s")
     try:
         assert held.wait(JOIN_TIMEOUT_SECONDS)
         # when: this reconciler runs meanwhile (a wait for the held rows would hit the lock_timeout and raise)
@@ -109,7 +91,7 @@ def test_two_reconcilers_racing_fire_each_clock_once_and_never_wait(committed_db
         return services.clocks_reconcile(batch_size=4)
 
     # when
-    runs = [_in_thread(reconciler) for _ in range(2)]
+    runs = [in_thread(reconciler, lock_timeout="2s") for _ in range(2)]
     for thread, _outcome in runs:
         thread.join(JOIN_TIMEOUT_SECONDS)
 

@@ -4,39 +4,22 @@ the committed test database, one connection per thread."""
 
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, transaction
 from django.db.models import Sum
 
 from sla import rollups
 from sla.models import ClockOutcome, OutcomeDay, TicketDay
 from tests.conftest import Desk
 from tests.sla.dashboard_data import build_history
+from tests.support import in_thread
 from tickets import services as ticket_services
 from tickets.models import Ticket
 
 ZONE = "Europe/Berlin"
 JOIN_TIMEOUT_SECONDS = 30
-
-
-def _in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
-    """Run `work` in a thread with its own database connection, closed at the end."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["result"] = work()
-        except BaseException as exc:  # reported by the test, not lost in the thread
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, outcome
 
 
 def _open_writer(desk: Desk, hold_seconds: float) -> tuple[threading.Thread, dict[str, Any]]:
@@ -50,7 +33,7 @@ def _open_writer(desk: Desk, hold_seconds: float) -> tuple[threading.Thread, dic
             time.sleep(hold_seconds)
         return ticket.pk
 
-    thread, outcome = _in_thread(write)
+    thread, outcome = in_thread(write)
     assert inserted.wait(JOIN_TIMEOUT_SECONDS), outcome
     return thread, outcome
 
@@ -101,7 +84,7 @@ def test_tickets_and_outcomes_written_after_the_fill_are_added_by_the_triggers(c
         ticket = desk.ticket(title="After the fill")
         ticket_services.ticket_transition(actor=desk.agent, ticket=ticket, to_state="resolved")
 
-    thread, outcome = _in_thread(write)
+    thread, outcome = in_thread(write)
     thread.join(JOIN_TIMEOUT_SECONDS)
     assert "error" not in outcome, outcome
 
