@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, St
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html_join
 from django.views.decorators.http import require_safe
 
 from security import permissions
@@ -131,6 +132,13 @@ def dashboard_context(q: ReportQuery) -> dict[str, Any]:
                 (f"heat heat-{level}", f"{WEEKDAYS[dow - 1]} {hour}:00 — {count}", str(count) if count else "")
             )
         heatmap.append({"day": WEEKDAYS[dow - 1], "cells": cells})
+    # The 168 cells as one escaped fragment: rendered cell by cell through the template they were a third of the page's
+    # template time.
+    heatmap_html = format_html_join(
+        "",
+        '<tr><th scope="row">{}</th>{}</tr>',
+        ((row["day"], format_html_join("", '<td class="{}" title="{}">{}</td>', row["cells"])) for row in heatmap),
+    )
     charts = {
         "trend": {
             "bucket": q.bucket,
@@ -207,6 +215,7 @@ def dashboard_context(q: ReportQuery) -> dict[str, Any]:
         "breached_list": [row for row in lists if row.list == "breached"],
         "at_risk_list": [row for row in lists if row.list == "at_risk"],
         "heatmap": heatmap,
+        "heatmap_html": heatmap_html,
         "hours": [str(hour) for hour in range(24)],
         "backlog_url": _queue_url(q, state=list(OPEN_STATE_ORDER)),
         "period_url": _queue_url(q, **period),
