@@ -28,7 +28,7 @@ change by the second.
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.cache import cache
@@ -93,9 +93,11 @@ def fill_zone(name: str, *, refill: bool = False, progress: Progress | None = No
     already ready and `refill` is False. Raises ValueError for an unknown zone, OperationalError when the tables'
     writers kept the lock busy for every attempt."""
     try:
-        ZoneInfo(name)
+        zone = ZoneInfo(name)
     except (ValueError, ZoneInfoNotFoundError) as exc:
         raise ValueError(f"{name!r} is not a known IANA time zone") from exc
+    if not _postgres_agrees(zone):
+        raise ValueError(f"Postgres reads {name!r} differently from the zone database (a fixed abbreviation)")
     for attempt in range(1, LOCK_ATTEMPTS + 1):
         try:
             return _fill_zone_once(name, refill=refill, progress=progress)
@@ -104,6 +106,26 @@ def fill_zone(name: str, *, refill: bool = False, progress: Progress | None = No
                 raise
             logger.info("rollups.fill_lock_busy", extra={"zone": name, "attempt": attempt})
     return False  # pragma: no cover - the loop returns or raises
+
+
+# A winter and a summer instant of each hemisphere: where Postgres and Python disagree on a zone, they do on one of
+# these.
+_PROBES = (datetime(2026, 1, 15, 12, tzinfo=UTC), datetime(2026, 7, 15, 12, tzinfo=UTC))
+
+
+def _postgres_agrees(zone: ZoneInfo) -> bool:
+    """Whether Postgres converts instants to the zone's local time as Python does. A few IANA names (CET, EET, MET,
+    WET) are also abbreviations that Postgres reads first, as fixed offsets without summer time: the rollups' days
+    would then not be the days the reports' periods are cut into."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT " + ", ".join("(%s::timestamptz AT TIME ZONE %s)" for _probe in _PROBES),
+            [value for probe in _PROBES for value in (probe, zone.key)],
+        )
+        converted = cursor.fetchone()
+    return all(
+        local == probe.astimezone(zone).replace(tzinfo=None) for local, probe in zip(converted, _PROBES, strict=True)
+    )
 
 
 def _fill_zone_once(name: str, *, refill: bool, progress: Progress | None) -> bool:

@@ -83,8 +83,8 @@ def fill_report_zone_task(zone: str) -> bool:
     """Fill a zone's dashboard rollups (the `reports` queue; a ready zone is a no-op, so duplicates cost nothing)."""
     try:
         return rollups.fill_zone(zone)
-    except ValueError:
-        logger.warning("rollups.unknown_zone", extra={"zone": zone})
+    except ValueError as exc:  # unknown, or read differently by Postgres: its viewers keep the raw counts
+        logger.warning("rollups.zone_refused", extra={"zone": zone, "reason": str(exc)})
         return False
 
 

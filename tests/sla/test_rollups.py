@@ -311,3 +311,16 @@ def test_confidential_outcomes_and_tickets_count_only_for_viewers_who_may_see_th
             seen[may_see] = (totals.finished, sum(reports.flow(q).created), reports.satisfaction(q).resolved)
         assert seen[True] == (7, 6, 3)
         assert seen[False] == (7 - moved, 6 - 1, 3 - 1), rollups_ready
+
+
+@pytest.mark.parametrize("zone", ["CET", "EET", "MET", "WET"])
+def test_a_zone_postgres_reads_as_a_fixed_abbreviation_is_refused(db, zone) -> None:  # type: ignore[no-untyped-def]
+    # Python's zone database gives CET summer time; Postgres reads "CET" as the abbreviation, +1 all year.
+    with pytest.raises(ValueError, match="Postgres reads"):
+        rollups.fill_zone(zone)
+    assert not ReportZone.objects.exists()
+
+
+def test_a_fixed_zone_both_read_alike_is_kept(db) -> None:  # type: ignore[no-untyped-def]
+    assert rollups.fill_zone("EST")  # -5 all year for both
+    assert rollups.zone_state("EST") is True

@@ -114,3 +114,54 @@ def test_the_fill_gives_up_when_a_writer_outlasts_every_attempt(committed_db, de
     assert rollups.fill_zone(ZONE) is True
     assert Ticket.objects.count() == 2
     assert _created_sum() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("first", ["ticket moves", "rating"])
+def test_a_rating_written_while_its_ticket_moves_counts_where_the_ticket_ends(committed_db, desk, first) -> None:  # type: ignore[no-untyped-def]
+    # given: the history's T2 is resolved and not rated; the zone is kept
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from django.db.models import F
+
+    from sla import reports
+    from tests.sla.test_rollups import figures
+    from tests.sla.test_reports import report_query
+    from tickets.models import SatisfactionRating
+
+    history = build_history(desk)
+    t2 = history.tickets["T2"]
+    assert rollups.fill_zone(ZONE)
+
+    def move() -> None:
+        Ticket.objects.filter(pk=t2.pk).update(resolved_at=F("resolved_at") + timedelta(days=30))  # out of the view
+
+    def rate() -> None:
+        SatisfactionRating.objects.create(ticket=t2, rated_by=desk.requester, score=4)
+
+    holder, other = (move, rate) if first == "ticket moves" else (rate, move)
+    written = threading.Event()
+
+    def hold() -> None:
+        with transaction.atomic():
+            holder()
+            written.set()
+            time.sleep(1.0)
+
+    # when: one writer changes the ticket or rates it and keeps its transaction open while the other writes, neither
+    # through the services (which lock the ticket themselves)
+    thread, outcome = in_thread(hold)
+    assert written.wait(JOIN_TIMEOUT_SECONDS), outcome
+    other()
+    thread.join(JOIN_TIMEOUT_SECONDS)
+    assert "error" not in outcome, outcome
+
+    # then: the rollups agree with the rows: the rating counts on the ticket's new resolved day (out of the view), not
+    # on the day it left
+    desk.manager.time_zone = ZONE
+    desk.manager.save(update_fields=["time_zone"])
+    q = report_query(desk.manager, {"range": "custom", "from": "2026-03-01", "to": "2026-03-08"})
+    raw = figures(q)
+    assert figures(replace(q, rollups=True)) == raw
+    assert raw[3] == reports.Satisfaction(resolved=2, rated=2, average=3.5)

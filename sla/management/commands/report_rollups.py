@@ -37,7 +37,7 @@ class Command(BaseCommand):
             try:
                 filled = rollups.fill_zone(zone, refill=refill, progress=progress)
             except (ValueError, ZoneInfoNotFoundError) as exc:
-                raise CommandError(f"{zone} is not a known IANA time zone.") from exc
+                raise CommandError(str(exc)) from exc
             verb = f"filled in {time.monotonic() - started:.1f} s" if filled else "already ready (use --refill)"
             self.stdout.write(f"{zone}: {verb}")
         for zone in drop:
