@@ -4,19 +4,23 @@ the committed test database, one connection per thread."""
 
 import threading
 import time
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import OperationalError, transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
 
-from sla import rollups
+from sla import reports, rollups
 from sla.models import ClockOutcome, OutcomeDay, TicketDay
 from tests.conftest import Desk
 from tests.sla.dashboard_data import build_history
+from tests.sla.test_reports import report_query
+from tests.sla.test_rollups import figures
 from tests.support import in_thread
 from tickets import services as ticket_services
-from tickets.models import Ticket
+from tickets.models import SatisfactionRating, Ticket
 
 ZONE = "Europe/Berlin"
 JOIN_TIMEOUT_SECONDS = 30
@@ -120,16 +124,6 @@ def test_the_fill_gives_up_when_a_writer_outlasts_every_attempt(committed_db, de
 @pytest.mark.parametrize("first", ["ticket moves", "rating"])
 def test_a_rating_written_while_its_ticket_moves_counts_where_the_ticket_ends(committed_db, desk, first) -> None:  # type: ignore[no-untyped-def]
     # given: the history's T2 is resolved and not rated; the zone is kept
-    from dataclasses import replace
-    from datetime import timedelta
-
-    from django.db.models import F
-
-    from sla import reports
-    from tests.sla.test_rollups import figures
-    from tests.sla.test_reports import report_query
-    from tickets.models import SatisfactionRating
-
     history = build_history(desk)
     t2 = history.tickets["T2"]
     assert rollups.fill_zone(ZONE)
