@@ -134,7 +134,7 @@ def _outcome_conditions(q: ReportQuery, *, rollup: bool = False) -> _Sql:
     return sql
 
 
-def _outcome_from(q: ReportQuery, *, with_category: bool = False, with_ticket: bool = False) -> str:
+def _outcome_from(*, with_category: bool = False, with_ticket: bool = False) -> str:
     """The outcomes, with their category when its name is wanted. The outcome carries its metric, start, team,
     priority, category, policy and ticket type, so the clock (and through it the ticket) is joined only when the
     ticket's number is wanted (the CSV)."""
@@ -336,7 +336,7 @@ def outcome_figure_sets(
     grouping = f"GROUPING({', '.join(f'k{index}' for index in range(len(group_bys)))})" if group_bys else "0"
     statement = (
         f"SELECT {grouping}, {keys}{_FIGURES_SELECT}"
-        f" FROM (SELECT {', '.join(columns)} FROM {_outcome_from(q, with_category='category' in group_bys)}{joins}"
+        f" FROM (SELECT {', '.join(columns)} FROM {_outcome_from(with_category='category' in group_bys)}{joins}"
         f" WHERE {where.where}) AS outcomes"
         f" GROUP BY GROUPING SETS ({sets}) ORDER BY {', '.join(str(n) for n in range(1, 2 + 2 * len(group_bys)))}"
     )
@@ -452,7 +452,7 @@ def _group_counts_and_totals(q: ReportQuery, group_bys: Sequence[str]) -> dict[s
         )
     else:
         counts = _COUNTS_SELECT
-        counted = f"SELECT {', '.join(raw)}, o.metric AS metric, o.met AS met FROM {_outcome_from(q)}"
+        counted = f"SELECT {', '.join(raw)}, o.metric AS metric, o.met AS met FROM {_outcome_from()}"
     statement = (
         f"SELECT g.mask, {', '.join(outer)}, {sums}, NULL::float8[], NULL::float8[], NULL::float8[], NULL::float8[]"
         f" FROM (SELECT GROUPING({keys}) AS mask, {keys}, {counts}"
@@ -460,7 +460,7 @@ def _group_counts_and_totals(q: ReportQuery, group_bys: Sequence[str]) -> dict[s
         f" GROUP BY {positions}"
         + "".join(
             f" UNION ALL SELECT {everything}, {no_keys}NULL, NULL, NULL, NULL, NULL, {pairs}"
-            f" FROM (SELECT o.business_seconds_used AS business, {_WALL} FROM {_outcome_from(q)}"
+            f" FROM (SELECT o.business_seconds_used AS business, {_WALL} FROM {_outcome_from()}"
             f" WHERE {where.where} AND o.metric = %s) AS outcomes"
             for pairs in (f"{_PERCENTILES}, NULL, NULL", f"NULL, NULL, {_PERCENTILES}")
         )
@@ -901,7 +901,7 @@ def outcome_rows(q: ReportQuery, chunk_rows: int = CSV_CHUNK_ROWS) -> Iterator[t
         " o.business_seconds_used, o.target_seconds, extract(epoch FROM o.finished_at - o.started_at)::bigint,"
         " to_char(o.started_at AT TIME ZONE %s, 'YYYY-MM-DD\"T\"HH24:MI:SS'),"
         " to_char(o.finished_at AT TIME ZONE %s, 'YYYY-MM-DD\"T\"HH24:MI:SS')"
-        f" FROM {_outcome_from(q, with_category=True, with_ticket=True)}"
+        f" FROM {_outcome_from(with_category=True, with_ticket=True)}"
         " JOIN sla_slapolicy p ON p.id = o.policy_id LEFT JOIN security_team tm ON tm.id = o.team_id"
         f" WHERE {where.where} ORDER BY o.finished_at, o.id"
     )

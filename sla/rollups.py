@@ -131,9 +131,7 @@ def _postgres_agrees(zone: ZoneInfo) -> bool:
 def _fill_zone_once(name: str, *, refill: bool, progress: Progress | None) -> bool:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROLLUP_LOCK])
-        cursor.execute("SELECT is_ready FROM sla_reportzone WHERE name = %s", [name])
-        row = cursor.fetchone()
-        if row is not None and row[0] and not refill:
+        if zone_state(name) and not refill:
             return False
         cursor.execute("SELECT set_config('lock_timeout', %s, true)", [LOCK_TIMEOUT])
         cursor.execute(

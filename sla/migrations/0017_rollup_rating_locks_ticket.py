@@ -7,14 +7,14 @@ trigger reads the other's committed result. The services already lock the ticket
 # Constant SQL assembled from the literals below; nothing user-supplied.
 # ruff: noqa: S608
 
+from importlib import import_module
+
 from django.db import migrations
 
-HOURS = [f"h{hour:02d}" for hour in range(24)]
-TICKET_COLUMNS = (
-    "zone, day, kind, team_id, category_id, priority, type, is_confidential, sla_policy_ids, tickets, rated, score, "
-    + ", ".join(HOURS)
-)
-NO_HOURS = ", ".join("0" for _hour in HOURS)
+# The rollup columns as migration 0015 created them (a migration's constants do not change).
+_ROLLUPS = import_module("sla.migrations.0015_report_rollups")
+TICKET_COLUMNS = _ROLLUPS.TICKET_COLUMNS
+NO_HOURS = _ROLLUPS.NO_HOURS
 
 
 def _rating_add(lock: str) -> str:
