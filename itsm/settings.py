@@ -134,6 +134,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "options": {"queue": "reports", "expires": 240},
     },
 }
+# The SLA dashboard and report API run their outcome statement (compliance, percentiles) on a second database
+# connection while the request's own connection reads live clocks, lists and backlog: a view takes about as long as
+# its slowest half instead of the sum (sla/reports.py, `beside`). Each such view opens one short-lived connection.
+REPORT_CONCURRENT_STATEMENTS = env_bool("REPORT_CONCURRENT_STATEMENTS", default=True)
 CELERY_TIMEZONE = "UTC"
 # SLA deadlines this close get a Celery task with an eta; later ones wait for the reconciler to bring them in range.
 # Keep it well under the broker's visibility timeout, or Redis re-delivers eta tasks early.

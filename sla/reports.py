@@ -17,18 +17,24 @@ The period is `[start, end)` in UTC, built from local dates in the viewer's zone
 # Statements are assembled from constant fragments in this module; every value is a bound parameter.
 # ruff: noqa: S608
 
-from collections.abc import Iterator, Sequence
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
+from django.db.utils import load_backend
 
 from sla import rollups
 from sla.models import HOURS
 from tickets.state import OPEN_STATES, TicketState
+
+logger = logging.getLogger(__name__)
 
 FIRST_RESPONSE = "first_response"
 RESOLUTION = "resolution"
@@ -79,6 +85,8 @@ class ReportQuery:
     policy_id: int | None = None
     # Counts come from the zone's daily rollups (sla/rollups.py) when they are ready; `report_transaction` sets it.
     rollups: bool = False
+    # A statement may run on a second connection beside the request's (`beside`); `report_transaction` sets it.
+    concurrent: bool = False
 
     @property
     def zone_name(self) -> str:
@@ -190,18 +198,112 @@ def report_transaction(q: ReportQuery) -> Iterator[ReportQuery]:
     (150–200 ms a statement, measured by bench/dashboards.py) than running them; and the percentiles sort every
     outcome of the period, which spills to disk under the default 4 MB `work_mem`. Both settings end with the
     transaction (`set_config(..., true)` is `SET LOCAL`); they and the zone's state are one statement. A zone without
-    rollups is counted from the raw rows (the same figures, more slowly) and a worker is asked to fill it."""
+    rollups is counted from the raw rows (the same figures, more slowly) and a worker is asked to fill it.
+
+    `concurrent` is set when `REPORT_CONCURRENT_STATEMENTS` is on and no transaction was open before this one: a
+    caller's open transaction may hold writes that only its own connection sees, so then every statement runs here.
+    Concurrent views also turn off parallel query on both connections: the two connections already keep two cores
+    busy, and parallel workers on top of them made a view slower, not faster (docs/benchmarks.md)."""
+    concurrent = settings.REPORT_CONCURRENT_STATEMENTS and not connection.in_atomic_block
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT set_config('jit', 'off', true), set_config('work_mem', %s, true),"
+                " set_config('max_parallel_workers_per_gather',"
+                " CASE WHEN %s THEN '0' ELSE current_setting('max_parallel_workers_per_gather') END, true),"
                 " (SELECT is_ready FROM sla_reportzone WHERE name = %s)",
-                [REPORT_WORK_MEM, q.zone_name],
+                [REPORT_WORK_MEM, concurrent, q.zone_name],
             )
-            zone_ready = cursor.fetchone()[2]
+            zone_ready = cursor.fetchone()[3]
         if zone_ready is None:
             rollups.request_zone(q.zone_name)
-        yield replace(q, rollups=bool(zone_ready))
+        yield replace(q, rollups=bool(zone_ready), concurrent=concurrent)
+
+
+Params = ParamSpec("Params")
+Result = TypeVar("Result")
+
+
+def beside(
+    function: Callable[Concatenate[ReportQuery, Params], Result],
+    q: ReportQuery,
+    *args: Params.args,
+    **kwargs: Params.kwargs,
+) -> Callable[[], Result]:
+    """Start `function(q, ...)` on a second database connection, in a thread of its own, while the caller goes on with
+    the request's connection; the returned callable waits for its result (or raises its error).
+
+    A dashboard view's statements are independent reads and, under READ COMMITTED, each already reads its own
+    snapshot, so running two at once changes no figure; on two cores a view then takes about as long as its slower
+    half instead of the sum. Without `q.concurrent` (see `report_transaction`) it runs here, now."""
+    if not q.concurrent:
+        value = function(q, *args, **kwargs)
+        return lambda: value
+    return _Beside(lambda: function(replace(q, concurrent=False), *args, **kwargs)).result
+
+
+class _Beside(Generic[Result]):
+    """One statement's thread and connection (see `beside`). The connection is opened for it and closed after it
+    (a few milliseconds, spent while the request's own statements run). It starts with the settings
+    `report_transaction` gives a concurrent view (JIT off, `work_mem`, no parallel workers) as connection options, so
+    it needs no statement of its own to set them. Its statements are added to the request connection's query log when
+    that one is logged (tests and benchmarks count them). When the second connection cannot be opened (the server is
+    at `max_connections`, say) the work runs on the request's connection instead, one after the other."""
+
+    def __init__(self, work: Callable[[], Result]) -> None:
+        self._work = work
+        self._log = connection.queries_logged
+        self._settings = connection.settings_dict
+        self._value: Result | None = None
+        self._error: Exception | None = None
+        self._unconnected = False
+        self._queries: list[dict[str, Any]] = []
+        self._collected = False
+        self._thread = threading.Thread(target=self._run, name="report-beside", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        options = dict(self._settings.get("OPTIONS", {}))
+        options["options"] = " ".join(
+            [
+                options.get("options", ""),
+                "-c jit=off",
+                f"-c work_mem={REPORT_WORK_MEM}",
+                "-c max_parallel_workers_per_gather=0",
+            ]
+        ).strip()
+        side = load_backend(self._settings["ENGINE"]).DatabaseWrapper(
+            {**self._settings, "OPTIONS": options}, DEFAULT_DB_ALIAS
+        )
+        side.force_debug_cursor = self._log
+        connections[DEFAULT_DB_ALIAS] = side
+        try:
+            side.ensure_connection()
+        except DatabaseError:
+            logger.warning("reports.beside_unconnected", exc_info=True)
+            self._unconnected = True
+            del connections[DEFAULT_DB_ALIAS]
+            return
+        try:
+            self._value = self._work()
+        except Exception as error:  # noqa: BLE001 - raised again in the request's thread by `result`
+            self._error = error
+        finally:
+            self._queries = list(side.queries_log)
+            side.close()
+            del connections[DEFAULT_DB_ALIAS]
+
+    def result(self) -> Result:
+        self._thread.join()
+        if not self._collected:
+            self._collected = True
+            if self._unconnected:
+                self._value = self._work()
+            elif connection.queries_logged:
+                connection.queries_log.extend(self._queries)
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]  # set when there was no error
 
 
 def _fetch(statement: str, params: list[Any]) -> list[tuple[Any, ...]]:

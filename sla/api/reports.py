@@ -125,9 +125,10 @@ class SlaReportView(APIView):
         q = form.report_query()
         group_by = form.cleaned_data.get("group_by") or None
         with reports.report_transaction(q) as q:
-            figure_sets = reports.outcome_figure_sets(q, [group_by] if group_by else [])
+            outcome_figures = reports.beside(reports.outcome_figure_sets, q, [group_by] if group_by else [])
             live = reports.live_figures(q)
             csat = reports.satisfaction(q)
+            figure_sets = outcome_figures()
         totals = figure_sets[None][0]
         groups = figure_sets[group_by] if group_by else []
         data = {
