@@ -27,7 +27,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.utils import load_backend
 
 from sla import rollups
@@ -205,19 +205,35 @@ def report_transaction(q: ReportQuery) -> Iterator[ReportQuery]:
     Concurrent views also turn off parallel query on both connections: the two connections already keep two cores
     busy, and parallel workers on top of them made a view slower, not faster (docs/benchmarks.md)."""
     concurrent = settings.REPORT_CONCURRENT_STATEMENTS and not connection.in_atomic_block
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('jit', 'off', true), set_config('work_mem', %s, true),"
-                " set_config('max_parallel_workers_per_gather',"
-                " CASE WHEN %s THEN '0' ELSE current_setting('max_parallel_workers_per_gather') END, true),"
-                " (SELECT is_ready FROM sla_reportzone WHERE name = %s)",
-                [REPORT_WORK_MEM, concurrent, q.zone_name],
-            )
-            zone_ready = cursor.fetchone()[3]
-        if zone_ready is None:
-            rollups.request_zone(q.zone_name)
-        yield replace(q, rollups=bool(zone_ready), concurrent=concurrent)
+    started: list[_Beside[Any]] = []
+    enclosing = getattr(_started, "sides", None)
+    _started.sides = started
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('jit', 'off', true), set_config('work_mem', %s, true),"
+                    " set_config('max_parallel_workers_per_gather',"
+                    " CASE WHEN %s THEN '0' ELSE current_setting('max_parallel_workers_per_gather') END, true),"
+                    " (SELECT is_ready FROM sla_reportzone WHERE name = %s)",
+                    [REPORT_WORK_MEM, concurrent, q.zone_name],
+                )
+                zone_ready = cursor.fetchone()[3]
+            if zone_ready is None:
+                rollups.request_zone(q.zone_name)
+            yield replace(q, rollups=bool(zone_ready), concurrent=concurrent)
+    finally:
+        _started.sides = enclosing
+        # A statement the request never asked for (it failed first) still ends, and closes its connection, before the
+        # report does: nothing outlives the report.
+        for side in started:
+            side.join()
+
+
+# The statements `beside` started in this thread's current report transaction.
+_started = threading.local()
+# Seconds to wait for the second connection (libpq `connect_timeout`) unless the database settings give their own.
+SIDE_CONNECT_TIMEOUT = 3
 
 
 Params = ParamSpec("Params")
@@ -243,55 +259,78 @@ def beside(
 
 
 class _Beside(Generic[Result]):
-    """One statement's thread and connection (see `beside`). The connection is opened for it and closed after it
-    (a few milliseconds, spent while the request's own statements run). It starts with the settings
-    `report_transaction` gives a concurrent view (JIT off, `work_mem`, no parallel workers) as connection options, so
-    it needs no statement of its own to set them. Its statements are added to the request connection's query log when
-    that one is logged (tests and benchmarks count them). When the second connection cannot be opened (the server is
-    at `max_connections`, say) the work runs on the request's connection instead, one after the other."""
+    """One statement's thread and connection (see `beside`).
+
+    - The connection is opened for the statement and closed after it: a few milliseconds, spent while the request's
+      own statements run.
+    - It starts with the settings `report_transaction` gives a concurrent view (JIT off, `work_mem`, no parallel
+      workers) as libpq connection options, so it needs no statement of its own to set them. Like the request's, it
+      reads at READ COMMITTED (Django's default): each statement its own snapshot.
+    - Its statements are added to the request connection's query log, when that one is logged, once the result is
+      collected (tests and benchmarks count them).
+    - When the second connection cannot be opened for any reason (the server is at `max_connections`, a pooler
+      refuses the options, a timeout), a warning is logged and the work runs on the request's connection instead,
+      one statement after the other. An error of the work itself is raised in the request's thread."""
 
     def __init__(self, work: Callable[[], Result]) -> None:
         self._work = work
         self._log = connection.queries_logged
         self._settings = connection.settings_dict
         self._value: Result | None = None
-        self._error: Exception | None = None
+        self._error: BaseException | None = None
         self._unconnected = False
         self._queries: list[dict[str, Any]] = []
         self._collected = False
         self._thread = threading.Thread(target=self._run, name="report-beside", daemon=True)
         self._thread.start()
+        started = getattr(_started, "sides", None)
+        if started is not None:
+            started.append(self)
 
     def _run(self) -> None:
-        options = dict(self._settings.get("OPTIONS", {}))
-        options["options"] = " ".join(
-            [
-                options.get("options", ""),
-                "-c jit=off",
-                f"-c work_mem={REPORT_WORK_MEM}",
-                "-c max_parallel_workers_per_gather=0",
-            ]
-        ).strip()
-        side = load_backend(self._settings["ENGINE"]).DatabaseWrapper(
-            {**self._settings, "OPTIONS": options}, DEFAULT_DB_ALIAS
-        )
-        side.force_debug_cursor = self._log
-        connections[DEFAULT_DB_ALIAS] = side
+        side = None
         try:
+            options = dict(self._settings.get("OPTIONS", {}))
+            options.setdefault("connect_timeout", SIDE_CONNECT_TIMEOUT)
+            options["options"] = " ".join(
+                [
+                    options.get("options", ""),
+                    "-c jit=off",
+                    f"-c work_mem={REPORT_WORK_MEM}",
+                    "-c max_parallel_workers_per_gather=0",
+                ]
+            ).strip()
+            side = load_backend(self._settings["ENGINE"]).DatabaseWrapper(
+                {**self._settings, "OPTIONS": options}, DEFAULT_DB_ALIAS
+            )
+            side.force_debug_cursor = self._log
+            connections[DEFAULT_DB_ALIAS] = side
             side.ensure_connection()
-        except DatabaseError:
+        except BaseException:  # noqa: BLE001 - whatever kept it from connecting, the request's connection does the work
             logger.warning("reports.beside_unconnected", exc_info=True)
             self._unconnected = True
-            del connections[DEFAULT_DB_ALIAS]
+            if side is not None:
+                self._close(side)
             return
         try:
             self._value = self._work()
-        except Exception as error:  # noqa: BLE001 - raised again in the request's thread by `result`
+        except BaseException as error:  # noqa: BLE001 - raised again in the request's thread by `result`
             self._error = error
         finally:
             self._queries = list(side.queries_log)
+            self._close(side)
+
+    @staticmethod
+    def _close(side: Any) -> None:
+        try:
             side.close()
+        except Exception:  # noqa: BLE001 - a connection that will not close cleanly is gone all the same
+            logger.warning("reports.beside_close_failed", exc_info=True)
+        finally:
             del connections[DEFAULT_DB_ALIAS]
+
+    def join(self) -> None:
+        self._thread.join()
 
     def result(self) -> Result:
         self._thread.join()

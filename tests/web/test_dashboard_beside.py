@@ -7,9 +7,11 @@ These tests commit (the second connection sees only committed rows), so the data
 import logging
 import threading
 import time
+from typing import Any
 
 import pytest
 from django.db import ProgrammingError, connection, transaction
+from django.db.backends.signals import connection_created
 from django.test.utils import CaptureQueriesContext, override_settings
 
 from sla import reports
@@ -24,6 +26,19 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def desk(committed_db, desk):  # type: ignore[no-untyped-def]
     """The desk of tests/conftest.py, committed."""
     return desk
+
+
+@pytest.fixture(autouse=True)
+def _concurrent(settings):  # type: ignore[no-untyped-def]
+    """On, whatever the environment says (tests that turn it off say so)."""
+    settings.REPORT_CONCURRENT_STATEMENTS = True
+
+
+def wait_gone(pid: int) -> bool:
+    deadline = time.monotonic() + 5
+    while backend_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not backend_alive(pid)
 
 
 def backend() -> tuple[int, int]:
@@ -90,29 +105,33 @@ def test_the_work_runs_in_another_thread_on_another_backend_that_is_closed_after
     assert thread != here_thread
     assert pid != here_pid
     assert nested is False  # the work itself does not start a third connection
-    deadline = time.monotonic() + 5
-    while backend_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not backend_alive(pid)
+    assert wait_gone(pid)
 
 
 def test_the_second_connection_has_the_report_settings(desk) -> None:  # type: ignore[no-untyped-def]
-    def report_settings(q: reports.ReportQuery) -> tuple[str, ...]:
+    def report_settings(q: reports.ReportQuery) -> tuple[Any, ...]:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT current_setting('jit'), current_setting('work_mem'),"
+                "SELECT pg_backend_pid(), current_setting('jit'), current_setting('work_mem'),"
                 " current_setting('max_parallel_workers_per_gather')"
             )
             return tuple(cursor.fetchone())
 
     with reports.report_transaction(view_query(desk)) as q:
-        assert reports.beside(report_settings, q)() == ("off", reports.REPORT_WORK_MEM, "0")
-        # The request's connection has the same for the report transaction.
-        assert report_settings(q) == ("off", reports.REPORT_WORK_MEM, "0")
+        assert q.concurrent
+        side_pid, *side = reports.beside(report_settings, q)()
+        here_pid, *here = report_settings(q)
+    assert side_pid != here_pid
+    assert side == ["off", reports.REPORT_WORK_MEM, "0"]
+    # The request's connection has the same for the report transaction.
+    assert here == ["off", reports.REPORT_WORK_MEM, "0"]
 
 
 def test_an_error_on_the_second_connection_is_raised_in_the_request(desk) -> None:  # type: ignore[no-untyped-def]
+    pids = []
+
     def bad_statement(q: reports.ReportQuery) -> None:
+        pids.append(backend()[1])
         with connection.cursor() as cursor:
             cursor.execute("SELECT no_such_column FROM sla_clockoutcome")
 
@@ -127,6 +146,32 @@ def test_an_error_on_the_second_connection_is_raised_in_the_request(desk) -> Non
             reports.beside(bad_value, q)()
         # The request's own transaction is unharmed.
         assert backend()[1] > 0
+    # The failed statement's connection is closed all the same.
+    assert len(pids) == 1
+    assert pids[0] != backend()[1]
+    assert wait_gone(pids[0])
+
+
+def test_a_request_that_fails_first_still_waits_for_and_closes_the_second_connection(desk) -> None:  # type: ignore[no-untyped-def]
+    finished = []
+
+    def slow(q: reports.ReportQuery) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid() FROM pg_sleep(0.3)")
+            pid = cursor.fetchone()[0]
+        finished.append(pid)
+        return pid
+
+    def failing_request() -> None:
+        with reports.report_transaction(view_query(desk)) as q:
+            reports.beside(slow, q)
+            raise RuntimeError("the request failed")
+
+    with pytest.raises(RuntimeError, match="the request failed"):
+        failing_request()
+    # The report ended only after the statement it never collected had finished.
+    assert len(finished) == 1
+    assert wait_gone(finished[0])
 
 
 def test_when_no_second_connection_opens_the_work_runs_on_the_request_connection(  # type: ignore[no-untyped-def]
@@ -139,6 +184,29 @@ def test_when_no_second_connection_opens_the_work_runs_on_the_request_connection
         thread, pid, _nested = reports.beside(backend_of, q)()
     assert (thread, pid) == here
     assert "reports.beside_unconnected" in caplog.text
+
+
+def test_any_failure_while_connecting_falls_back_to_the_request_connection(desk, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Not only refusals: a connection that opens but fails while being set up (here a `connection_created`
+    receiver raising a TypeError) is closed, and the work runs on the request's connection."""
+    opened = []
+
+    def fail_on_the_side(sender, connection, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        if threading.current_thread().name == "report-beside":
+            opened.append(connection.connection.get_backend_pid())
+            raise TypeError("set-up failed")
+
+    here = backend()
+    connection_created.connect(fail_on_the_side)
+    try:
+        with reports.report_transaction(view_query(desk)) as q, caplog.at_level(logging.WARNING, logger="sla.reports"):
+            thread, pid, _nested = reports.beside(backend_of, q)()
+    finally:
+        connection_created.disconnect(fail_on_the_side)
+    assert (thread, pid) == here
+    assert "set-up failed" in caplog.text
+    assert len(opened) == 1
+    assert wait_gone(opened[0])
 
 
 def test_inside_a_callers_transaction_everything_runs_on_its_connection(desk) -> None:  # type: ignore[no-untyped-def]
