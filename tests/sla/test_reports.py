@@ -1,6 +1,6 @@
 """The dashboard figures (sla/reports.py) over a known history (tests/sla/dashboard_data.py), asserted exactly."""
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -326,3 +326,44 @@ def test_lists_are_the_first_rows_of_every_open_clock_in_order_whatever_the_limi
             *(("breached", c.ticket.number, c.due_at, c.breached_at) for c in breached[:limit]),
             *(("at_risk", c.ticket.number, c.due_at, c.breached_at) for c in at_risk[:limit]),
         ]
+
+
+@pytest.mark.parametrize(
+    ("zone", "linked", "summer_offset"),
+    [
+        ("CET", "Europe/Brussels", 2),
+        ("MET", "Europe/Brussels", 2),
+        ("EET", "Europe/Athens", 3),
+        ("WET", "Europe/Lisbon", 1),
+    ],
+)
+def test_zones_postgres_reads_as_abbreviations_are_cut_in_the_zone_they_link_to(  # type: ignore[no-untyped-def]
+    desk, zone, linked, summer_offset
+) -> None:
+    """Postgres reads "CET" as the abbreviation (+1 all year) while Python's zone has summer time: a ticket raised at
+    00:30 local time on a summer Saturday would be counted by Postgres on Friday, outside the Saturday the period
+    was cut for. Such viewers' reports are cut in the zone the name links to, which both read alike."""
+    import time_machine
+
+    from security import permissions
+
+    saturday = date(2026, 7, 11)
+    raised = datetime(2026, 7, 11, 0, 30, tzinfo=UTC) - timedelta(hours=summer_offset)
+    with time_machine.travel(raised, tick=False):
+        desk.ticket(title="Raised after local midnight")
+    desk.manager.time_zone = zone
+    desk.manager.save(update_fields=["time_zone"])
+    options = reports.options(
+        scope_team_ids=permissions.sla_dashboard_team_scope(desk.manager),
+        include_confidential=permissions.can_see_confidential(desk.manager),
+    )
+    period = {"range": "custom", "from": saturday.isoformat(), "to": saturday.isoformat()}
+    form = DashboardFilterForm(period, user=desk.manager, options=options, now=datetime(2026, 7, 12, tzinfo=UTC))
+    assert form.is_valid(), form.errors
+    q = form.report_query()
+    assert q.zone_name == linked
+    assert q.start == datetime(2026, 7, 11, tzinfo=UTC) - timedelta(hours=summer_offset)
+    flow = reports.flow(q)
+    assert flow.days == [saturday]
+    assert flow.created == [1]
+    assert flow.arrivals == {(saturday.isoweekday(), 0): 1}
