@@ -367,3 +367,31 @@ def test_zones_postgres_reads_as_abbreviations_are_cut_in_the_zone_they_link_to(
     assert flow.days == [saturday]
     assert flow.created == [1]
     assert flow.arrivals == {(saturday.isoweekday(), 0): 1}
+
+
+@pytest.mark.parametrize(
+    ("zone", "day"),
+    [
+        ("America/Santiago", date(2026, 9, 6)),  # clocks go from Saturday 24:00 to Sunday 01:00
+        ("America/Havana", date(2026, 3, 8)),
+        ("Asia/Beirut", date(2026, 3, 29)),
+        ("America/Sao_Paulo", date(2018, 11, 4)),
+    ],
+)
+def test_a_day_whose_midnight_is_skipped_is_cut_where_postgres_starts_and_ends_it(db, zone, day) -> None:  # type: ignore[no-untyped-def]
+    """The period starts at `local_midnight`, which for a midnight that does not exist is the instant the clocks
+    jump (Python's fold=0), and Postgres (which counts rows into local days, and fills the rollups) puts that very
+    instant first in the day, and the one before it in the day before."""
+    from django.db import connection
+
+    q = _period(zone, day, day)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT ((%s::timestamptz - interval '1 microsecond') AT TIME ZONE %s)::date,"
+            " (%s::timestamptz AT TIME ZONE %s)::date,"
+            " ((%s::timestamptz - interval '1 microsecond') AT TIME ZONE %s)::date,"
+            " (%s::timestamptz AT TIME ZONE %s)::date",
+            [q.start, zone, q.start, zone, q.end, zone, q.end, zone],
+        )
+        assert cursor.fetchone() == (day - timedelta(days=1), day, day, day + timedelta(days=1))
+    assert q.end.astimezone(UTC) - q.start.astimezone(UTC) == timedelta(hours=23)
